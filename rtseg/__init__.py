@@ -1,0 +1,3 @@
+"""rtseg: real-time video semantic segmentation."""
+
+__version__ = "0.1.0"
