@@ -1,0 +1,451 @@
+"""PyTorch -> ONNX, one testable function per step.
+
+``export_model`` runs the steps in order and fails loudly at the first that goes wrong:
+
+1. :func:`export_onnx` - trace the module (logits, or argmax label map inside the graph);
+2. :func:`simplify` (optional, onnxslim/onnxsim when installed) and :func:`to_fp16` (optional);
+3. :func:`write_metadata` - the model contract (:class:`rtseg.contract.ModelInfo`);
+4. :func:`check_onnx` - onnx.checker, external-data safety, onnxruntime loads and runs it;
+5. :func:`parity` - ONNX vs PyTorch on real frames, pre-processed from the file's own metadata;
+6. optional int8 static quantization (:mod:`rtseg.export.quantize`), compared with fp32.
+
+Example:
+    >>> from rtseg.export import export_model
+    >>> result = export_model(my_module, "model.onnx", info, frames=frames)  # doctest: +SKIP
+    >>> result.parity.label_agreement  # doctest: +SKIP
+    0.99998
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import shutil
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from rtseg.contract import ModelInfo
+from rtseg.errors import ModelError, RtsegError
+from rtseg.export import frames as frames_mod
+
+log = logging.getLogger(__name__)
+
+INPUT_NAME = "images"
+MIN_OPSET = 17
+DEFAULT_OPSET = 17
+# label agreement with PyTorch below which an export fails
+MIN_AGREEMENT = {"fp32": 0.999, "fp16": 0.99}
+INT8_GOAL = 0.98
+
+
+class ExportError(RtsegError):
+    """A step of the export failed (the message names the step and the file)."""
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    """ONNX vs reference on the same frames."""
+
+    frames: int
+    label_agreement: float
+    max_abs_logit_diff: float | None = None  # None when the reference gives no logits
+    reference: str = "pytorch"
+
+    def __str__(self) -> str:
+        diff = "" if self.max_abs_logit_diff is None else f", max |logit diff| {self.max_abs_logit_diff:.2e}"
+        return f"{self.label_agreement * 100:.3f} % labels agree with {self.reference} on {self.frames} frames{diff}"
+
+
+@dataclass
+class ExportResult:
+    """What ``export_model`` wrote and measured."""
+
+    path: Path
+    info: ModelInfo
+    precision: str
+    parity: ParityReport
+    int8: "object | None" = None  # rtseg.export.quantize.Int8Report
+    simplified: bool = False
+    steps_s: dict[str, float] = field(default_factory=dict)
+
+
+def step(name: str) -> Callable:
+    """Decorator: time an export step, log it, check a returned path is a non-empty file,
+    and re-raise failures as :class:`ExportError` naming the step."""
+
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                out = fn(*args, **kwargs)
+            except RtsegError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any library failure becomes one line
+                msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise ExportError(f"export step '{name}' failed: {type(exc).__name__}: {msg}") from exc
+            if isinstance(out, Path) and (not out.is_file() or out.stat().st_size == 0):
+                raise ExportError(f"export step '{name}' produced no file at {out}")
+            log.debug("%s: %.2f s", name, time.perf_counter() - t0)
+            return out
+
+        return inner
+
+    return wrap
+
+
+class ArgmaxHead(nn.Module):
+    """``module(x)`` logits (N,C,H,W) -> label map (N,H,W) of ``dtype``, inside the graph."""
+
+    def __init__(self, module: nn.Module, dtype: torch.dtype = torch.uint8) -> None:
+        super().__init__()
+        self.module = module
+        self.dtype = dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        labels = self.module(x).argmax(dim=1)
+        return labels if self.dtype == torch.int64 else labels.to(self.dtype)
+
+
+def label_dtype(num_classes: int) -> torch.dtype:
+    """uint8 while labels fit in a byte, else int64."""
+    return torch.uint8 if num_classes <= 256 else torch.int64
+
+
+@step("export")
+def export_onnx(module: nn.Module, path: str | Path, input_size: tuple[int, int], *,
+                argmax: bool = True, num_classes: int | None = None, dynamic_hw: bool = False,
+                opset: int = DEFAULT_OPSET, exporter: str = "legacy") -> Path:
+    """Trace ``module`` to ONNX: input ``images`` (N,3,H,W) float32, dynamic batch.
+
+    Args:
+        module: returns logits (N,C,H,W) at the input resolution.
+        path: output ``.onnx`` file.
+        input_size: (height, width) used for tracing.
+        argmax: output ``labels`` (N,H,W) computed in the graph instead of ``logits``.
+        num_classes: picks the label dtype (uint8 up to 256 classes, else int64).
+        dynamic_hw: make H and W dynamic too.
+        opset: ONNX opset, >= 17.
+        exporter: ``"legacy"`` (TorchScript tracer, fast) or ``"dynamo"`` (torch.export).
+    """
+    if opset < MIN_OPSET:
+        raise ExportError(f"opset {opset} is too old; rtseg needs >= {MIN_OPSET}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    module = module.eval()
+    x = torch.zeros(1, 3, *input_size)
+    if argmax:
+        if num_classes is None:
+            with torch.inference_mode():
+                num_classes = int(module(x).shape[1])
+        module = ArgmaxHead(module, label_dtype(num_classes)).eval()
+    out_name = "labels" if argmax else "logits"
+    in_axes = {0: "batch", 2: "height", 3: "width"} if dynamic_hw else {0: "batch"}
+    out_axes = ({0: "batch", 1: "height", 2: "width"} if argmax else {0: "batch", 2: "height", 3: "width"}) \
+        if dynamic_hw else {0: "batch"}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # legacy-exporter deprecation and tracer warnings
+        if exporter == "legacy":
+            torch.onnx.export(module, (x,), str(path), dynamo=False, opset_version=opset,
+                              input_names=[INPUT_NAME], output_names=[out_name],
+                              dynamic_axes={INPUT_NAME: in_axes, out_name: out_axes},
+                              do_constant_folding=True)
+        elif exporter == "dynamo":
+            dims = {0: torch.export.Dim("batch", min=1, max=64)}
+            if dynamic_hw:
+                dims.update({2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO})
+            program = torch.onnx.export(module, (x,), dynamo=True, opset_version=max(opset, 18),
+                                        input_names=[INPUT_NAME], output_names=[out_name],
+                                        dynamic_shapes=({k: v for k, v in dims.items()},),
+                                        verbose=False)
+            program.save(str(path), external_data=False)
+        else:
+            raise ExportError(f"unknown exporter {exporter!r} (legacy or dynamo)")
+    return path
+
+
+@step("simplify")
+def simplify(path: Path) -> bool:
+    """Simplify the graph in place with onnxslim (or onnxsim); False when neither is installed."""
+    import onnx
+
+    try:
+        import onnxslim
+    except ImportError:
+        onnxslim = None
+    if onnxslim is not None:
+        slim = onnxslim.slim(str(path))
+        onnx.save(slim, str(path))
+        return True
+    try:
+        import onnxsim
+    except ImportError:
+        log.warning("graph simplification skipped: install onnxslim (pip install onnxslim)")
+        return False
+    model, ok = onnxsim.simplify(onnx.load(str(path)))
+    if not ok:
+        raise ExportError(f"{path}: onnxsim could not validate the simplified graph")
+    onnx.save(model, str(path))
+    return True
+
+
+@step("fp16")
+def to_fp16(path: Path, out: Path | None = None, keep_io_types: bool = True) -> Path:
+    """Convert weights and activations to float16 (I/O stays float32 unless ``keep_io_types=False``)."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = onnx.load(str(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model16 = convert_float_to_float16(model, keep_io_types=keep_io_types)
+    # the converter appends the input Casts at the end of the node list; ONNX wants topological order
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    wrapper = OnnxModel(model16)
+    wrapper.topological_sort()
+    model16 = wrapper.model
+    out = Path(out or path)
+    onnx.save(model16, str(out))
+    return out
+
+
+@step("metadata")
+def write_metadata(path: Path, info: ModelInfo) -> Path:
+    """Write ``info.to_metadata()`` into ``metadata_props`` (replacing earlier rtseg keys)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    meta = info.to_metadata()
+    keep = [p for p in model.metadata_props if p.key not in meta]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep)
+    for key, value in meta.items():
+        model.metadata_props.add(key=key, value=value)
+    model.producer_name = "rtseg"
+    onnx.save(model, str(path))
+    return path
+
+
+def read_metadata(path: str | Path) -> ModelInfo:
+    """The :class:`ModelInfo` an ONNX file declares, read the way the pipeline reads it (ORT)."""
+    session = ort_session(path)
+    try:
+        info, _ = ModelInfo.from_metadata(session.get_modelmeta().custom_metadata_map, name=Path(path).stem)
+    except ValueError as exc:
+        raise ModelError(f"{path}: {exc}") from None
+    return info
+
+
+def ort_session(path: str | Path, threads: int = 0, extra_outputs: Sequence[str] = ()):
+    """A CPU onnxruntime session; ``extra_outputs`` adds intermediate tensors as outputs."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    source: str | bytes = str(path)
+    if extra_outputs:
+        import onnx
+
+        model = onnx.load(str(path))
+        for name in extra_outputs:
+            if name not in [o.name for o in model.graph.output]:
+                model.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
+        source = model.SerializeToString()
+    return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
+
+
+@step("check")
+def check_onnx(path: Path, input_size: tuple[int, int] | None = None, min_opset: int = MIN_OPSET) -> Path:
+    """onnx.checker (full), external-data safety, opset, I/O names, and onnxruntime loads and runs it."""
+    import onnx
+
+    from rtseg.export.safety import check_external_data
+
+    check_external_data(path)
+    onnx.checker.check_model(str(path), full_check=True)
+    model = onnx.load(str(path), load_external_data=False)
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    if opset < min_opset:
+        raise ExportError(f"{path}: opset {opset} < {min_opset}")
+    session = ort_session(path)
+    inputs = session.get_inputs()
+    if [i.name for i in inputs] != [INPUT_NAME] or inputs[0].type != "tensor(float)":
+        raise ExportError(f"{path}: expected one float32 input named {INPUT_NAME!r}, got "
+                          f"{[(i.name, i.type) for i in inputs]}")
+    shape = inputs[0].shape
+    h, w = input_size or tuple(d if isinstance(d, int) else 64 for d in shape[2:])
+    out = session.run(None, {INPUT_NAME: np.zeros((1, 3, h, w), np.float32)})[0]
+    if out.shape[0] != 1 or tuple(out.shape[-2:]) != (h, w):
+        raise ExportError(f"{path}: output shape {out.shape} does not match input (1, 3, {h}, {w})")
+    return path
+
+
+def logits_tensor_name(path: str | Path) -> str | None:
+    """Name of the logits tensor feeding the in-graph ArgMax (None when the output is logits)."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    argmax = [n for n in graph.node if n.op_type == "ArgMax"]
+    return argmax[-1].input[0] if argmax else None
+
+
+def run_onnx(path: str | Path, x: np.ndarray, want_logits: bool = True, chunk: int = 4,
+             threads: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+    """Run an exported model on a pre-processed batch; returns (labels, logits or None)."""
+    name = logits_tensor_name(path) if want_logits else None
+    session = ort_session(path, threads=threads, extra_outputs=[name] if name else [])
+    output_name = session.get_outputs()[0].name
+    labels, logits = [], []
+    for i in range(0, len(x), chunk):
+        outs = session.run([output_name, name] if name else [output_name], {INPUT_NAME: x[i:i + chunk]})
+        first = outs[0]
+        if first.ndim == 4 and first.shape[1] > 1:  # logits output
+            logits.append(first.astype(np.float32))
+            labels.append(first.argmax(1))
+        else:
+            labels.append(first.reshape(first.shape[0], *first.shape[-2:]))
+            if name:
+                logits.append(outs[1].astype(np.float32))
+    return np.concatenate(labels).astype(np.int64), (np.concatenate(logits) if logits and want_logits else None)
+
+
+def run_torch(module: nn.Module, x: np.ndarray, chunk: int = 4) -> np.ndarray:
+    """Logits of a PyTorch module on a pre-processed batch (float32 numpy)."""
+    outs = []
+    with torch.inference_mode():
+        for i in range(0, len(x), chunk):
+            outs.append(module.eval()(torch.from_numpy(x[i:i + chunk])).float().numpy())
+    return np.concatenate(outs)
+
+
+@step("parity")
+def parity(module: nn.Module, path: Path, frames: Sequence[np.ndarray], info: ModelInfo | None = None,
+           size: tuple[int, int] | None = None) -> ParityReport:
+    """Compare the ONNX file with the PyTorch module on the same frames.
+
+    Frames are pre-processed with the metadata read back from the file (``info`` None), so
+    this also checks that what export writes is what the pipeline reads.
+    """
+    info = info or read_metadata(path)
+    x = frames_mod.batch(list(frames), info, size)
+    ref = run_torch(module, x)
+    labels, logits = run_onnx(path, x)
+    agreement = float((labels == ref.argmax(1)).mean())
+    diff = float(np.abs(logits - ref).max()) if logits is not None else None
+    return ParityReport(frames=len(x), label_agreement=agreement, max_abs_logit_diff=diff)
+
+
+def export_model(module: nn.Module, path: str | Path, info: ModelInfo | None = None, *,
+                 frames: Sequence[np.ndarray] | None = None, input_size: tuple[int, int] | None = None,
+                 argmax: bool = True, dynamic_hw: bool = False, fp16: bool = False,
+                 int8: bool = False, calib_frames: Sequence[np.ndarray] | None = None,
+                 opset: int = DEFAULT_OPSET, simplify_graph: bool = False, exporter: str = "legacy",
+                 min_agreement: float | None = None, min_int8_agreement: float = 0.0) -> ExportResult:
+    """Export any ``torch.nn.Module`` (logits at input resolution) to a verified ONNX file.
+
+    Args:
+        module: the model; ``forward(images) -> logits (N, C, H, W)``.
+        path: output ``.onnx`` file.
+        info: what the model declares (classes, palette, mean/std...); ``output`` is set here.
+        frames: BGR uint8 frames for the parity check (None: synthetic frames, with a warning).
+        input_size: (height, width) to trace and verify at; default ``info.input_size`` or 360x480.
+        argmax: label map inside the graph (the live default) instead of logits.
+        dynamic_hw: dynamic height/width besides the dynamic batch.
+        fp16: half-precision weights/activations, float32 I/O.
+        int8: static QDQ per-channel quantization calibrated on ``calib_frames``.
+        min_agreement: fail below this label agreement with PyTorch (default 99.9 % fp32, 99 % fp16).
+        min_int8_agreement: fail when int8 agrees with fp32 less than this on held-out frames.
+
+    Raises:
+        ExportError: a step failed or parity is below the threshold; nothing is left at ``path``.
+    """
+    if fp16 and int8:
+        raise ExportError("--fp16 and --int8 exclude each other")
+    if int8 and not calib_frames:
+        raise ExportError("int8 quantization needs calibration frames (--calib DIR)")
+    path = Path(path)
+    info = info or ModelInfo()
+    input_size = tuple(input_size or info.input_size or (360, 480))
+    num_classes = len(info.classes) or None
+    with torch.inference_mode():
+        probe = module.eval()(torch.zeros(1, 3, *input_size))
+    if probe.ndim != 4 or tuple(probe.shape[-2:]) != input_size:
+        raise ExportError(f"model output shape {tuple(probe.shape)} is not logits (1, C, {input_size[0]}, "
+                          f"{input_size[1]}) at input resolution")
+    num_classes = int(probe.shape[1])
+    if info.classes and len(info.classes) != num_classes:
+        raise ExportError(f"model has {num_classes} output classes but the info names {len(info.classes)}")
+    precision = "fp16" if fp16 else "int8" if int8 else "fp32"
+    info = dataclasses.replace(info.with_classes(num_classes), input_size=input_size,
+                               output="labels" if argmax else "logits",
+                               extra={**dict(info.extra), "precision": precision, "opset": str(opset),
+                                      "dynamic_hw": str(dynamic_hw).lower()})
+    if frames is None:
+        log.warning("no frames given for the parity check; using synthetic frames")
+        frames = frames_mod.synthetic_frames(4, *input_size)
+    t_all = time.perf_counter()
+    steps: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="rtseg-export-") as tmp:
+        fp32_path = Path(tmp) / "model.fp32.onnx"
+        t = time.perf_counter()
+        export_onnx(module, fp32_path, input_size, argmax=argmax, num_classes=num_classes,
+                    dynamic_hw=dynamic_hw, opset=opset, exporter=exporter)
+        steps["export"] = time.perf_counter() - t
+        simplified = simplify(fp32_path) if simplify_graph else False
+        fp32_info = dataclasses.replace(info, extra={**dict(info.extra), "precision": "fp32"})
+        write_metadata(fp32_path, fp32_info)
+        check_onnx(fp32_path, input_size)
+        t = time.perf_counter()
+        report = parity(module, fp32_path, frames)
+        steps["parity_fp32"] = time.perf_counter() - t
+        log.info("fp32 parity: %s", report)
+        _require(report, min_agreement if min_agreement is not None and not fp16 else MIN_AGREEMENT["fp32"],
+                 "fp32", path)
+        int8_report = None
+        if fp16:
+            final = to_fp16(fp32_path, Path(tmp) / "model.fp16.onnx")
+            write_metadata(final, info)
+            check_onnx(final, input_size)
+            report = parity(module, final, frames)
+            log.info("fp16 parity: %s", report)
+            _require(report, min_agreement if min_agreement is not None else MIN_AGREEMENT["fp16"], "fp16", path)
+        elif int8:
+            from rtseg.export.quantize import quantize_int8
+
+            final = Path(tmp) / "model.int8.onnx"
+            int8_report = quantize_int8(fp32_path, final, calib_frames, heldout_frames=frames, info=fp32_info)
+            write_metadata(final, info)
+            check_onnx(final, input_size)
+            log.info("int8: %s", int8_report)
+            if int8_report.label_agreement < INT8_GOAL:
+                log.warning("int8 agrees with fp32 on %.2f %% of labels, below the %.0f %% goal",
+                            int8_report.label_agreement * 100, INT8_GOAL * 100)
+            if int8_report.label_agreement < min_int8_agreement:
+                raise ExportError(f"{path}: int8 label agreement {int8_report.label_agreement * 100:.2f} % "
+                                  f"< required {min_int8_agreement * 100:.2f} %; not written")
+        else:
+            final = fp32_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(final, path)
+    steps["total"] = time.perf_counter() - t_all
+    return ExportResult(path=path, info=info, precision=precision, parity=report, int8=int8_report,
+                        simplified=simplified, steps_s=steps)
+
+
+def _require(report: ParityReport, minimum: float, precision: str, path: Path) -> None:
+    if report.label_agreement < minimum:
+        raise ExportError(f"{path}: {precision} parity failed: {report} (need >= {minimum * 100:.1f} %); "
+                          f"not written")

@@ -1,0 +1,270 @@
+"""Inference engines: one thin class over an onnxruntime session, plus the built-in Otsu method.
+
+An engine turns a BGR uint8 image into a uint8 label map of the same height and width.
+Pre-processing, the session run and post-processing are separate functions so each can be
+tested and timed; :meth:`OnnxEngine.segment` records the three timings on a Frame.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from rtseg.contract import ModelInfo
+from rtseg.errors import ModelError
+from rtseg.realtime.frame import Frame
+
+log = logging.getLogger(__name__)
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+DEVICES = ("auto", "cpu", "cuda")
+CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
+
+
+class Engine(Protocol):
+    """What the pipeline needs from a model."""
+
+    info: ModelInfo
+    provider: str
+
+    def __call__(self, image: np.ndarray) -> np.ndarray: ...
+    def segment(self, frame: Frame) -> None: ...
+
+
+def builtin_models() -> dict[str, str]:
+    """Built-in model names -> description (ONNX files shipped in the package, and 'otsu')."""
+    models = {p.stem: str(p) for p in sorted(ASSETS.glob("*.onnx"))}
+    models["otsu"] = "Otsu foreground/background thresholding (no weights)"
+    return models
+
+
+def default_model_name() -> str:
+    """The road model when it ships with the package, else the weight-free Otsu method."""
+    return "camvid-road" if (ASSETS / "camvid-road.onnx").exists() else "otsu"
+
+
+def load_model(model: str | os.PathLike | None = None, *, device: str = "auto",
+               threads: int | None = None) -> Engine:
+    """Load a model by built-in name or ``.onnx`` path.
+
+    Args:
+        model: a name from :func:`builtin_models` or a path; None picks the default.
+        device: ``auto`` (CUDA when onnxruntime can really use it), ``cpu`` or ``cuda``.
+        threads: intra-op threads for the CPU provider; None lets onnxruntime choose.
+
+    Example:
+        >>> engine = load_model("otsu")
+        >>> engine(np.zeros((4, 6, 3), np.uint8)).shape
+        (4, 6)
+    """
+    if device not in DEVICES:
+        raise ModelError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    name = str(model) if model is not None else default_model_name()
+    if name == "otsu":
+        return OtsuEngine()
+    path = ASSETS / f"{name}.onnx" if (ASSETS / f"{name}.onnx").exists() else Path(name)
+    if not path.exists():
+        if path.suffix.lower() != ".onnx" and os.sep not in name:
+            raise ModelError(f"unknown model {name!r}; built-in models: {', '.join(builtin_models())}, "
+                             "or give a path to an .onnx file")
+        raise ModelError(f"model file not found: {name}")
+    return OnnxEngine(path, device=device, threads=threads)
+
+
+def cuda_driver_present() -> bool:
+    """True when the NVIDIA driver library loads (cheap check before trying the CUDA provider)."""
+    for lib in ("libcuda.so.1", "nvcuda.dll", "libcuda.dylib"):
+        try:
+            ctypes.CDLL(lib)
+            return True
+        except OSError:
+            continue
+    return False
+
+
+def create_session(path: Path, device: str = "auto", threads: int | None = None):
+    """An onnxruntime session on the requested device; raises ModelError when it can't be had."""
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(3)  # errors only; we report provider choice ourselves
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.inter_op_num_threads = 1
+    if threads:
+        options.intra_op_num_threads = threads
+    # Spinning worker threads would steal the cores that decode, render and encode need.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    want_cuda = device == "cuda" or (device == "auto" and CUDA in ort.get_available_providers()
+                                     and cuda_driver_present())
+    if device == "cuda" and CUDA not in ort.get_available_providers():
+        raise ModelError("--device cuda: this onnxruntime build has no CUDA provider "
+                         "(install onnxruntime-gpu)")
+    providers = [CUDA, CPU] if want_cuda else [CPU]
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own pybind exception types
+        raise ModelError(f"cannot load model {path}: {_first_line(exc)}") from None
+    granted = session.get_providers()
+    if device == "cuda" and CUDA not in granted:
+        raise ModelError("--device cuda: onnxruntime could not start its CUDA provider "
+                         "(no NVIDIA driver, or CUDA/cuDNN libraries missing); use --device cpu")
+    if want_cuda and CUDA not in granted:
+        log.warning("CUDA provider unavailable, running on the CPU")
+    return session
+
+
+class OnnxEngine:
+    """Run an ONNX segmentation model that follows the rtseg model contract.
+
+    Example:
+        >>> engine = OnnxEngine("model.onnx", device="cpu")  # doctest: +SKIP
+        >>> labels = engine(bgr_image)  # uint8, same height and width as the image
+    """
+
+    def __init__(self, path: str | os.PathLike, *, device: str = "auto", threads: int | None = None) -> None:
+        self.path = Path(path)
+        self.session = create_session(self.path, device, threads)
+        self.provider = self.session.get_providers()[0]
+        meta = self.session.get_modelmeta().custom_metadata_map
+        try:
+            info, warnings = ModelInfo.from_metadata(meta, name=self.path.stem)
+        except ValueError as exc:
+            raise ModelError(f"{self.path}: {exc}") from None
+        for warning in warnings:
+            log.warning("%s: %s", self.path.name, warning)
+        inp = self.session.get_inputs()
+        if len(inp) != 1:
+            raise ModelError(f"{self.path}: expected 1 input (an NCHW image), found {len(inp)}")
+        self.input_name = inp[0].name
+        self.input_dtype = _input_dtype(self.path, inp[0].type)
+        self.fixed_size = _check_input_shape(self.path, inp[0].shape)
+        if info.input_size and self.fixed_size and tuple(info.input_size) != self.fixed_size:
+            raise ModelError(f"{self.path}: metadata input_size {list(info.input_size)} disagrees with "
+                             f"the graph's fixed input {list(self.fixed_size)}")
+        self.input_size = self.fixed_size or info.input_size  # None: frame size rounded to /32
+        out = self.session.get_outputs()[0]
+        self.output_name = out.name
+        integer_output = "int" in out.type
+        if integer_output and info.output != "labels":
+            info = _with(info, output="labels")
+        num_classes = _static_classes(out.shape) if info.output == "logits" else None
+        self.info = info.with_classes(num_classes or len(info.classes))
+        self._mean = (np.array(info.mean, np.float32) * 255.0).reshape(1, 1, 3)
+        self._inv_std = (1.0 / (np.array(info.std, np.float32) * 255.0)).reshape(1, 1, 3)
+
+    def preprocess(self, image: np.ndarray) -> np.ndarray:
+        """BGR uint8 H x W x 3 -> normalised 1 x 3 x h x w tensor at the model's input size."""
+        height, width = self.input_size or _round_size(image.shape[:2])
+        resized = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR) \
+            if image.shape[:2] != (height, width) else image
+        if self.info.channel_order == "RGB":
+            resized = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
+        tensor = (resized.astype(np.float32) - self._mean) * self._inv_std
+        return np.ascontiguousarray(tensor.transpose(2, 0, 1)[None]).astype(self.input_dtype, copy=False)
+
+    def run(self, tensor: np.ndarray) -> np.ndarray:
+        """One session run; returns the first output."""
+        return self.session.run([self.output_name], {self.input_name: tensor})[0]
+
+    def postprocess(self, output: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """Logits or label map -> uint8 label map of ``size`` (height, width)."""
+        if self.info.output == "logits":
+            if output.ndim != 4:
+                raise ModelError(f"{self.path}: logits output must be N x C x H x W, got shape {output.shape}")
+            labels = output[0].argmax(axis=0)
+        else:
+            labels = output[0, 0] if output.ndim == 4 else output[0]
+            if labels.ndim != 2:
+                raise ModelError(f"{self.path}: label output must be N x H x W, got shape {output.shape}")
+        labels = labels.astype(np.uint8, copy=False)
+        if labels.shape != size:
+            labels = cv2.resize(labels, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+        return labels
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        return self.postprocess(self.run(self.preprocess(image)), image.shape[:2])
+
+    def segment(self, frame: Frame) -> None:
+        """Set ``frame.labels`` and record preprocess/infer/postprocess seconds."""
+        t0 = time.perf_counter()
+        tensor = self.preprocess(frame.image)
+        t1 = time.perf_counter()
+        output = self.run(tensor)
+        t2 = time.perf_counter()
+        frame.labels = self.postprocess(output, frame.image.shape[:2])
+        t3 = time.perf_counter()
+        frame.timings.update(preprocess=t1 - t0, infer=t2 - t1, postprocess=t3 - t2)
+
+
+class OtsuEngine:
+    """Foreground/background by Otsu's threshold on a blurred grey image (no weights).
+
+    The smaller of the two regions is called foreground (label 1).
+    """
+
+    provider = "opencv"
+
+    def __init__(self) -> None:
+        self.info = ModelInfo(name="otsu", classes=("background", "foreground"),
+                              palette=((0, 0, 0), (255, 64, 64)), output="labels",
+                              source="built-in Otsu thresholding", license="Apache-2.0")
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        grey = cv2.GaussianBlur(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), (5, 5), 0)
+        _, mask = cv2.threshold(grey, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        if np.count_nonzero(mask) * 2 > mask.size:
+            mask = 1 - mask
+        return mask
+
+    def segment(self, frame: Frame) -> None:
+        t0 = time.perf_counter()
+        frame.labels = self(frame.image)
+        frame.timings["infer"] = time.perf_counter() - t0
+
+
+def _check_input_shape(path: Path, shape: list) -> tuple[int, int] | None:
+    """Validate an NCHW image input; returns the fixed (height, width) or None if dynamic."""
+    if len(shape) != 4:
+        raise ModelError(f"{path}: input must be N x 3 x H x W, got shape {shape}")
+    batch, channels, height, width = shape
+    if isinstance(channels, int) and channels != 3:
+        raise ModelError(f"{path}: input must have 3 channels (N x 3 x H x W), got shape {shape}")
+    if isinstance(batch, int) and batch != 1:
+        raise ModelError(f"{path}: input batch must be 1 or dynamic, got shape {shape}")
+    if isinstance(height, int) and isinstance(width, int) and height > 0 and width > 0:
+        return height, width
+    return None
+
+
+def _input_dtype(path: Path, onnx_type: str) -> type:
+    types = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+    if onnx_type not in types:
+        raise ModelError(f"{path}: input must be float32 or float16, got {onnx_type}")
+    return types[onnx_type]
+
+
+def _static_classes(shape: list) -> int | None:
+    return shape[1] if len(shape) == 4 and isinstance(shape[1], int) else None
+
+
+def _round_size(size: tuple[int, int], multiple: int = 32) -> tuple[int, int]:
+    return tuple(max(multiple, int(round(s / multiple)) * multiple) for s in size)  # type: ignore[return-value]
+
+
+def _with(info: ModelInfo, **changes) -> ModelInfo:
+    from dataclasses import replace
+
+    return replace(info, **changes)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text.replace("[ONNXRuntimeError] : ", "")[:300]

@@ -1,0 +1,35 @@
+"""The heads-up display: a few lines of live numbers in the top-left corner."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import cv2
+import numpy as np
+
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+class Hud:
+    """Annotator: draws ``lines()`` on a darkened box, in place.
+
+    Args:
+        lines: called once per frame; returns the text lines to show.
+    """
+
+    def __init__(self, lines: Callable[[], list[str]], scale: float = 0.5) -> None:
+        self.lines = lines
+        self.scale = scale
+
+    def annotate(self, image: np.ndarray) -> np.ndarray:
+        lines = self.lines()
+        if not lines:
+            return image
+        step = int(20 * self.scale / 0.5)
+        width = max(cv2.getTextSize(t, FONT, self.scale, 1)[0][0] for t in lines) + 12
+        height = step * len(lines) + 8
+        box = image[:height, :width]
+        box[:] = (box * 0.35).astype(np.uint8)
+        for row, text in enumerate(lines):
+            cv2.putText(image, text, (6, 4 + step * (row + 1) - 4), FONT, self.scale, (255, 255, 255), 1, cv2.LINE_AA)
+        return image

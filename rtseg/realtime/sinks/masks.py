@@ -1,0 +1,30 @@
+"""Per-frame label maps (pixel = class index) and colour masks as PNG files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from rtseg.errors import SinkError
+from rtseg.realtime.frame import Frame
+from rtseg.realtime.sinks.base import Sink, prepare_output_dir
+
+
+class MaskSink(Sink):
+    """Write ``NAME.png`` (uint8 label map) and ``NAME_color.png`` (BGR colours) per frame.
+
+    NAME is the source image's stem, or the zero-padded frame index for videos and cameras.
+    """
+
+    def __init__(self, folder: str | Path, lut: np.ndarray) -> None:
+        self.folder = prepare_output_dir(Path(folder), "mask")
+        self.lut = lut
+
+    def write(self, frame: Frame, image: np.ndarray) -> None:
+        stem = frame.name or f"{frame.index:06d}"
+        for path, data in ((self.folder / f"{stem}.png", frame.labels),
+                           (self.folder / f"{stem}_color.png", self.lut[frame.labels])):
+            if not cv2.imwrite(str(path), data):
+                raise SinkError(f"cannot write mask {path} (disk full or folder removed?)")

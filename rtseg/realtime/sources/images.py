@@ -1,0 +1,76 @@
+"""Still images: one file, a folder, or a glob pattern, read in sorted order."""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+from typing import Iterator
+
+import av
+import cv2
+
+from rtseg.errors import SourceError
+from rtseg.realtime.frame import Frame
+from rtseg.realtime.sources.base import DEFAULT_MAX_PIXELS, Source, SourceInfo, check_pixel_cap
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def is_image_path(spec: str) -> bool:
+    """True when ``spec`` names an image file by its suffix."""
+    return Path(spec).suffix.lower() in IMAGE_SUFFIXES
+
+
+def expand_image_spec(spec: str) -> list[Path]:
+    """An image file, a folder of images, or a glob -> sorted list of image paths."""
+    if any(ch in spec for ch in "*?["):
+        paths = [Path(p) for p in sorted(glob.glob(spec, recursive=True)) if is_image_path(p)]
+        if not paths:
+            raise SourceError(f"no images match the pattern {spec}")
+        return paths
+    path = Path(spec)
+    if path.is_dir():
+        paths = sorted(p for p in path.iterdir() if p.is_file() and is_image_path(p.name))
+        if not paths:
+            raise SourceError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {spec}")
+        return paths
+    if not path.exists():
+        raise SourceError(f"no such file: {spec}")
+    return [path]
+
+
+def probe_image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the file header, without decoding the pixels."""
+    try:
+        with av.open(str(path)) as container:
+            ctx = container.streams.video[0].codec_context
+            return ctx.width, ctx.height
+    except (av.FFmpegError, IndexError, OSError):
+        raise SourceError(f"cannot read image {path}: not an image or corrupt") from None
+
+
+class ImageSource(Source):
+    """Frames from still images; each frame's ``name`` is the file stem.
+
+    Example:
+        >>> src = ImageSource("frames/*.png")  # doctest: +SKIP
+    """
+
+    live = False
+
+    def __init__(self, spec: str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+        self._paths = expand_image_spec(spec)
+        self._max_pixels = max_pixels
+        self.info = SourceInfo(name=spec, frame_count=len(self._paths))
+
+    def __iter__(self) -> Iterator[Frame]:
+        for index, path in enumerate(self._paths):
+            if not os.access(path, os.R_OK):
+                raise SourceError(f"image is not readable (permission denied): {path}")
+            width, height = probe_image_size(path)
+            check_pixel_cap(str(path), width, height, self._max_pixels)
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                raise SourceError(f"cannot read image {path}: not an image or corrupt")
+            yield Frame(image=image, index=index, name=path.stem)

@@ -1,0 +1,63 @@
+"""``rtseg train``: train a segmentation model.
+
+Examples:
+    rtseg train --data camvid:../shared/data/camvid --arch effl0_unet_bilinear --epochs 120 --out runs/camvid-road
+    rtseg train --data camvid:../shared/data/camvid --out runs/camvid-road --epochs 120 --resume
+    rtseg train --data masks:my_data --arch effl0_lraspp --epochs 50 --crop 320 320 --out runs/mine
+    rtseg train --data labelme:annotated/ --epochs 30 --out runs/labelme
+    rtseg train --data coco:annotations/instances_train.json --val-data coco:annotations/instances_val.json --out runs/coco
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from rtseg.data import KINDS
+from rtseg.models import ARCHITECTURES
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rtseg train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help=f"KIND:PATH, KIND one of {', '.join(KINDS)}")
+    p.add_argument("--val-data", help="validation data spec (default: --data with --val-split)")
+    p.add_argument("--val-split", default="val", help="split name for validation (default: val)")
+    p.add_argument("--arch", default="effl0_unet_bilinear", choices=ARCHITECTURES)
+    p.add_argument("--scratch", action="store_true", help="random init instead of ImageNet weights")
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--crop", type=int, nargs=2, default=(256, 256), metavar=("H", "W"))
+    p.add_argument("--base-size", type=int, help="shorter side at scale 1.0 (default: first image's)")
+    p.add_argument("--scale", type=float, nargs=2, default=(0.75, 1.5), metavar=("MIN", "MAX"))
+    p.add_argument("--jitter", type=float, default=0.3, help="colour jitter strength (0: off)")
+    p.add_argument("--opt", choices=("adamw", "sgd"), default="adamw")
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--schedule", choices=("poly", "cosine"), default="poly")
+    p.add_argument("--warmup-epochs", type=float, default=1.0)
+    p.add_argument("--class-weights", choices=("none", "enet", "median"), default="none")
+    p.add_argument("--ohem", action="store_true", help="online hard example mining (p < 0.7)")
+    p.add_argument("--val-every", type=int, default=1, help="validate every N epochs (0: never)")
+    p.add_argument("--val-size", type=int, nargs=2, metavar=("H", "W"), help="resize val images")
+    p.add_argument("--out", required=True, help="run folder: checkpoint.pth, model_best.pth, metrics.csv, history.png")
+    p.add_argument("--resume", nargs="?", const="auto",
+                   help="resume from PATH, or from OUT/checkpoint.pth when given alone")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument("--workers", type=int, default=0, help="data-loader processes")
+    p.add_argument("--cache", action="store_true", help="keep decoded frames in memory")
+    p.add_argument("--max-steps", type=int, help="cap steps per epoch (quick tries)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--debug", action="store_true", help="tracebacks and debug logging")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from rtseg.train.train import main
+
+    summary = main(args)
+    best = summary["best_miou"]
+    print((f"best val mIoU {100 * best:.2f} %" if best >= 0 else "no validation run") + f"; outputs in {summary['out']}")
+    return 0
