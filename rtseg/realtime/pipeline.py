@@ -148,7 +148,10 @@ class Pipeline:
                     raise
         finally:
             self.stop.set()
+            self.source.interrupt()
             self._join(threads, timeout=max(2.0, self.drain_timeout))
+            if not threads[0].is_alive():  # the sinks are done with the source's packets too
+                self.source.close()
             self.stats.finished = time.perf_counter()
             self.stats.skipped = self.source.skipped
             if self.progress is not None:
@@ -163,6 +166,8 @@ class Pipeline:
     def _supervise(self, until: Callable[[], bool]) -> None:
         while not until():
             self._rendered_all.wait(0.1)
+            if self.stop_request.is_set() or self.stop.is_set():
+                self.source.interrupt()
             if self.progress is not None:
                 self.progress(self.stats)
             self._check_stall()
@@ -180,7 +185,8 @@ class Pipeline:
     def _join(self, threads: list[threading.Thread], timeout: float) -> None:
         deadline = time.perf_counter() + timeout
         for thread in threads:
-            thread.join(max(0.0, deadline - time.perf_counter()))
+            wait = max(0.0, deadline - time.perf_counter())
+            thread.join(min(wait, 0.25) if thread.daemon else wait)  # a daemon may be stuck in a driver
             if thread.is_alive() and not thread.daemon:
                 log.warning("thread %s did not stop within %.1f s", thread.name, timeout)
 
@@ -219,8 +225,7 @@ class Pipeline:
         finally:
             close = getattr(frames, "close", None)
             if close is not None:
-                close()
-            self.source.close()
+                close()  # ends the source's generator (a camera releases its device here)
             queues.put(self.q_in, queues.END, self.stop, self.policy, self._drop)
 
     def _infer(self) -> None:

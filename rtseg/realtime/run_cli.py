@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     look.add_argument("--classes", type=_names, help="draw only these classes (names or indices, comma-separated)")
     look.add_argument("--hide", type=_names, help="never draw these classes, e.g. void,sky")
     look.add_argument("--legend", action="store_true", help="draw class names with their colours")
-    look.add_argument("--no-hud", action="store_true", help="no FPS/latency overlay")
+    look.add_argument("--hud", action=argparse.BooleanOptionalAction, default=None,
+                      help="FPS/latency overlay (default: on in the window, off in written files)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     return parser
 
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     result = process(
         args.camera if args.camera is not None else args.source, args.output,
         model=args.model, device=args.device, threads=args.threads, view=args.view, alpha=args.alpha,
-        classes=args.classes, hide=args.hide, legend=args.legend, hud=not args.no_hud, display=display,
+        classes=args.classes, hide=args.hide, legend=args.legend, hud=display if args.hud is None else args.hud, display=display,
         save_masks=args.save_masks, stats=args.stats, max_pixels=args.max_pixels,
         camera_size=args.camera_size, camera_fps=args.camera_fps, timeout=args.timeout,
         stall_timeout=args.stall_timeout, crf=args.crf, progress=not args.quiet)

@@ -56,11 +56,17 @@ class VideoFileSink(Sink):
         self._t0: float | None = None
         self.frames_written = 0
         self.fixed_timestamps = 0
+        self._write_failed = False  # then close() finalizes what it can and stays quiet
         self._closed = False
 
     def _open(self, frame: Frame, width: int, height: int) -> None:
         time_base = frame.time_base if frame.pts is not None and frame.time_base else CAMERA_TIME_BASE
-        options = {"movflags": FRAGMENTED_MP4} if self.path.suffix.lower() in (".mp4", ".mov", ".m4v") else {}
+        # Keep video timestamps exactly as in the source: without this, an audio track starting
+        # below zero (AAC priming) shifts the video track. Fragmented MP4 has no edit list, so
+        # those priming samples (<= 1024, about 21 ms) play at the start instead of being skipped.
+        options = {"avoid_negative_ts": "disabled"}
+        if self.path.suffix.lower() in (".mp4", ".mov", ".m4v"):
+            options["movflags"] = FRAGMENTED_MP4
         try:
             self._container = av.open(str(self.path), mode="w", container_options=options)
             stream = self._container.add_stream("libx264", rate=Fraction(self.fps).limit_denominator(1001))
@@ -94,11 +100,12 @@ class VideoFileSink(Sink):
             for packet in self._stream.encode(video_frame):
                 self._container.mux(packet)
             for packet in frame.passthrough:
-                out = self._audio_map.get(packet.stream.index)
+                out = self._audio_map.get(packet.stream_index)
                 if out is not None:
                     packet.stream = out
                     self._container.mux(packet)
         except (av.FFmpegError, OSError) as exc:
+            self._write_failed = True
             raise SinkError(f"writing {self.path} failed: {_describe(exc)}") from None
         self.frames_written += 1
 
@@ -143,7 +150,7 @@ class VideoFileSink(Sink):
             error = error or exc
         if self.fixed_timestamps:
             log.warning("%d frames had non-increasing timestamps and were nudged forward", self.fixed_timestamps)
-        if error is not None:
+        if error is not None and not self._write_failed:
             raise SinkError(f"finalizing {self.path} failed: {_describe(error)}")
 
 

@@ -41,6 +41,9 @@ class Source:
     def close(self) -> None:
         """Release the file, device or connection. Safe to call twice."""
 
+    def interrupt(self) -> None:
+        """Ask a waiting iterator to end soon (called from another thread). Default: no-op."""
+
     @property
     def skipped(self) -> int:
         """Units of input that could not be decoded and were skipped (corrupt packets)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import zlib
 from typing import Iterator, Protocol
@@ -72,6 +73,7 @@ class CameraSource(Source):
         self._stall_timeout = stall_timeout
         self._max_pixels = max_pixels
         self.stale_reads = 0
+        self._interrupted = threading.Event()
         self.info = SourceInfo(name=name or "camera", fps=fps)
         self._closed = False
 
@@ -79,7 +81,7 @@ class CameraSource(Source):
         index, last_digest = 0, None
         last_fresh = time.perf_counter()
         try:
-            while True:
+            while not self._interrupted.is_set():
                 ok, image = self._capture.read()
                 now = time.perf_counter()
                 digest = _digest(image) if ok and image is not None else None
@@ -102,6 +104,9 @@ class CameraSource(Source):
                 index += 1
         finally:
             self.close()
+
+    def interrupt(self) -> None:
+        self._interrupted.set()
 
     def close(self) -> None:
         if not self._closed:

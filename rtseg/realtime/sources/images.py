@@ -45,9 +45,12 @@ def probe_image_size(path: Path) -> tuple[int, int]:
     try:
         with av.open(str(path)) as container:
             ctx = container.streams.video[0].codec_context
-            return ctx.width, ctx.height
+            size = ctx.width, ctx.height
     except (av.FFmpegError, IndexError, OSError):
         raise SourceError(f"cannot read image {path}: not an image or corrupt") from None
+    if min(size) <= 0:
+        raise SourceError(f"cannot read image {path}: not an image or corrupt")
+    return size
 
 
 class ImageSource(Source):

@@ -83,41 +83,42 @@ class VideoSource(Source):
         return self._skipped
 
     def __iter__(self) -> Iterator[Frame]:
+        """Frames in decode order. The container stays open until :meth:`close`, because the
+        passed-through packets of the last frames are muxed after decoding has ended."""
         stream, index = self._stream, 0
         pending: Frame | None = None  # held back until we know which audio packets follow it
         early: list = []  # audio packets before the first video frame
         fallback_tb = Fraction(1, round(self.info.fps or 25))
-        try:
-            for packet in self._demux():
-                if packet.stream is not stream:
-                    if packet.dts is not None:  # the demuxer's empty flush packet has no dts
-                        (pending.passthrough if pending is not None else early).append(packet)
-                    continue
-                if packet.is_corrupt:
-                    self._skipped += 1
-                try:
-                    decoded = packet.decode()
-                except av.FFmpegError as exc:
-                    self._skipped += 1
-                    log.debug("skipped undecodable packet at %s: %s", packet.pts, exc)
-                    continue
-                for av_frame in decoded:
-                    image = av_frame.to_ndarray(format="bgr24")
-                    pts, tb = av_frame.pts, av_frame.time_base
-                    if pts is None or tb is None:  # raw streams: synthesise from the index
-                        pts, tb = index, fallback_tb
-                    frame = Frame(image=image, index=index, pts=pts, time_base=tb)
-                    if index == 0:
-                        frame.passthrough, early = early, []
-                    index += 1
-                    if pending is not None:
-                        yield pending
-                    pending = frame
-            if pending is not None:
-                pending.passthrough.extend(early)
-                yield pending
-        finally:
-            self.close()
+        if self._closed:
+            raise SourceError(f"{self._spec}: source is closed")
+        for packet in self._demux():
+            if packet.stream is not stream:
+                if packet.dts is not None:  # the demuxer's empty flush packet has no dts
+                    (pending.passthrough if pending is not None else early).append(packet)
+                continue
+            if packet.is_corrupt:
+                self._skipped += 1
+            try:
+                decoded = packet.decode()
+            except av.FFmpegError as exc:
+                self._skipped += 1
+                log.debug("skipped undecodable packet at %s: %s", packet.pts, exc)
+                continue
+            for av_frame in decoded:
+                image = av_frame.to_ndarray(format="bgr24")
+                pts, tb = av_frame.pts, av_frame.time_base
+                if pts is None or tb is None:  # raw streams: synthesise from the index
+                    pts, tb = index, fallback_tb
+                frame = Frame(image=image, index=index, pts=pts, time_base=tb)
+                if index == 0:
+                    frame.passthrough, early = early, []
+                index += 1
+                if pending is not None:
+                    yield pending
+                pending = frame
+        if pending is not None:
+            pending.passthrough.extend(early)
+            yield pending
 
     def _demux(self) -> Iterator[av.Packet]:
         """Packets of the video stream and passed-through streams; read errors end cleanly."""

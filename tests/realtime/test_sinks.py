@@ -1,0 +1,84 @@
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from factories import RED, color_frame, read_video
+from rtseg.errors import SinkError
+from rtseg.realtime.frame import Frame
+from rtseg.realtime.sinks import ImageFileSink, MaskSink, StatsSink, VideoFileSink
+
+
+def _frames(n: int, width: int, height: int, pts: list[int], tb: Fraction) -> list[Frame]:
+    frames = []
+    for i in range(n):
+        image = np.full((height, width, 3), (i * 20) % 256, np.uint8)
+        frames.append(Frame(image, i, pts=pts[i], time_base=tb, labels=np.zeros((height, width), np.uint8)))
+    return frames
+
+
+def test_video_sink_keeps_pts_and_pads_odd_sizes(tmp_path: Path) -> None:
+    tb = Fraction(1, 90000)
+    pts = [0, 3000, 9000, 9900, 30000]
+    with VideoFileSink(tmp_path / "o.mp4", fps=30) as sink:
+        for frame in _frames(5, 63, 47, pts, tb):
+            sink.write(frame, frame.image)
+    times, images = read_video(tmp_path / "o.mp4")
+    assert times == [p * tb for p in pts]
+    assert images[0].shape == (48, 64, 3)
+    assert abs(int(images[3][10, 10, 0]) - 60) <= 8  # content survives encoding
+
+
+def test_video_sink_without_timestamps_uses_capture_clock(tmp_path: Path) -> None:
+    with VideoFileSink(tmp_path / "cam.mp4", fps=10) as sink:
+        for i in range(4):
+            frame = Frame(color_frame(RED), i, capture_time=100.0 + i * 0.1)
+            sink.write(frame, frame.image)
+    times, _ = read_video(tmp_path / "cam.mp4")
+    assert [float(t) for t in times] == pytest.approx([0.0, 0.1, 0.2, 0.3], abs=1e-3)
+
+
+def test_output_folder_not_writable_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(SinkError, match="cannot create output folder"):
+        VideoFileSink(blocker / "sub" / "o.mp4")
+    with pytest.raises(SinkError, match="cannot create mask folder"):
+        MaskSink(blocker / "masks", np.zeros((256, 3), np.uint8))
+
+
+def test_mask_sink_writes_label_and_colour_pngs(tmp_path: Path) -> None:
+    lut = np.zeros((256, 3), np.uint8)
+    lut[2] = (10, 20, 30)
+    labels = np.array([[0, 2], [2, 2]], np.uint8)
+    with MaskSink(tmp_path / "m", lut) as sink:
+        sink.write(Frame(np.zeros((2, 2, 3), np.uint8), 7, labels=labels), np.zeros((2, 2, 3), np.uint8))
+    assert cv2.imread(str(tmp_path / "m" / "000007.png"), cv2.IMREAD_UNCHANGED).tolist() == labels.tolist()
+    assert cv2.imread(str(tmp_path / "m" / "000007_color.png"))[1, 1].tolist() == [10, 20, 30]
+
+
+def test_stats_sink_writes_one_json_line_per_frame(tmp_path: Path) -> None:
+    labels = np.array([[0, 1, 1, 1]], np.uint8)
+    with StatsSink(tmp_path / "s.jsonl", ("a", "b", "c")) as sink:
+        for i in range(3):
+            frame = Frame(np.zeros((1, 4, 3), np.uint8), i, pts=i * 2, time_base=Fraction(1, 4), labels=labels)
+            frame.timings["infer"] = 0.0125
+            sink.write(frame, frame.image)
+    lines = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert len(lines) == 3
+    assert lines[2]["time"] == 1.0 and lines[2]["timings_ms"] == {"infer": 12.5}
+    assert lines[0]["class_share"] == {"a": 0.25, "b": 0.75, "c": 0.0}
+
+
+def test_image_sink_single_file_and_folder(tmp_path: Path) -> None:
+    frame = Frame(color_frame(RED), 0, name="x")
+    with ImageFileSink(tmp_path / "one.png") as sink:
+        sink.write(frame, frame.image)
+        with pytest.raises(SinkError, match="single image"):
+            sink.write(frame, frame.image)
+    with ImageFileSink(tmp_path / "dir") as sink:
+        sink.write(frame, frame.image)
+    assert (tmp_path / "one.png").exists() and (tmp_path / "dir" / "x.png").exists()

@@ -1,0 +1,144 @@
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from factories import BLUE, GREEN, RED, color_frame, make_video
+from rtseg.errors import SourceError, SourceStalledError
+from rtseg.realtime.sources import CameraSource, ImageSource, VideoSource, open_source
+
+
+class FakeCapture:
+    """cv2.VideoCapture look-alike: paced frames with a counter drawn in, then optional stall."""
+
+    def __init__(self, n: int = 1000, fps: float = 100.0, stall: str | None = None, size=(32, 24)) -> None:
+        self.n, self.period, self.stall, self.size = n, 1.0 / fps, stall, size
+        self.sent = 0
+        self.released = False
+
+    def isOpened(self) -> bool:  # noqa: N802
+        return True
+
+    def read(self):
+        if self.sent >= self.n:
+            if self.stall == "fail":
+                time.sleep(0.01)
+                return False, None
+            if self.stall == "repeat":
+                time.sleep(self.period)
+                return True, self._image(self.n - 1)
+            if self.stall == "block":
+                time.sleep(3600)
+            return False, None
+        time.sleep(self.period)
+        self.sent += 1
+        return True, self._image(self.sent - 1)
+
+    def _image(self, i: int) -> np.ndarray:
+        image = np.zeros((self.size[1], self.size[0], 3), np.uint8)
+        image[0, 0] = [i & 255, (i >> 8) & 255, 7]  # frame number in the pixels
+        return image
+
+    def release(self) -> None:
+        self.released = True
+
+
+def test_video_source_keeps_variable_timestamps(tmp_path: Path) -> None:
+    pts = [0, 40, 120, 130, 300, 310]
+    path = make_video(tmp_path / "vfr.mp4", pts_ms=pts)
+    with VideoSource(str(path)) as src:
+        frames = list(src)
+        assert not src.live and src.info.width == 64 and src.info.height == 48
+    assert [f.index for f in frames] == list(range(6))
+    assert [f.pts * f.time_base for f in frames] == [Fraction(p, 1000) for p in pts]
+    assert frames[1].image[10, 10].tolist() == pytest.approx(GREEN, abs=3)
+
+
+def test_video_source_attaches_audio_packets_in_order(tmp_path: Path) -> None:
+    path = make_video(tmp_path / "a.mp4", n=25, audio=True)
+    with VideoSource(str(path)) as src:
+        assert len(src.info.passthrough_streams) == 1
+        frames = list(src)
+    packets = [p for f in frames for p in f.passthrough]
+    assert len(packets) > 30
+    assert [p.pts for p in packets] == sorted(p.pts for p in packets)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p, "no such file"),
+    (lambda p: (p.write_bytes(b""), p)[1], "empty"),
+    (lambda p: (p.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 2000), p)[1], "cannot open video"),
+])
+def test_bad_video_files_are_clear_errors(tmp_path: Path, make, message: str) -> None:
+    path = make(tmp_path / "bad.mp4")
+    with pytest.raises(SourceError, match=message):
+        VideoSource(str(path))
+
+
+def test_truncated_mp4_without_moov_is_a_clear_error(tmp_path: Path) -> None:
+    good = make_video(tmp_path / "good.mp4", n=30)
+    data = good.read_bytes()
+    moov = data.find(b"moov")
+    assert moov > 0
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: moov - 4] if moov > len(data) // 2 else data[: len(data) // 2])
+    with pytest.raises(SourceError, match=str(cut)):
+        with VideoSource(str(cut)) as src:
+            list(src)
+
+
+def test_pixel_cap_is_checked_before_decoding(tmp_path: Path) -> None:
+    path = make_video(tmp_path / "v.mp4", n=3)
+    with pytest.raises(SourceError, match="64x48.*over the cap of 1000 pixels"):
+        VideoSource(str(path), max_pixels=1000)
+
+
+def test_image_folder_glob_and_single_file(tmp_path: Path) -> None:
+    for name, color in (("b", GREEN), ("a", RED), ("c", BLUE)):
+        cv2.imwrite(str(tmp_path / f"{name}.png"), color_frame(color))
+    (tmp_path / "notes.txt").write_text("not an image")
+    names = [f.name for f in ImageSource(str(tmp_path))]
+    assert names == ["a", "b", "c"]
+    assert [f.name for f in ImageSource(str(tmp_path / "[ab].png"))] == ["a", "b"]
+    frames = list(open_source(str(tmp_path / "c.png")))
+    assert len(frames) == 1 and frames[0].image[0, 0].tolist() == list(BLUE)
+
+
+def test_image_errors(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="no images"):
+        ImageSource(str(tmp_path))
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"garbage" * 10)
+    with pytest.raises(SourceError, match="cannot read image"):
+        list(ImageSource(str(bad)))
+    cv2.imwrite(str(tmp_path / "big.png"), color_frame(RED, 100, 100))
+    with pytest.raises(SourceError, match="over the cap"):
+        list(ImageSource(str(tmp_path / "big.png"), max_pixels=5000))
+
+
+def test_camera_source_stamps_frames_and_releases() -> None:
+    capture = FakeCapture(n=5)
+    with CameraSource(capture, name="fake") as cam:
+        frames = list(zip(range(5), cam))
+    assert [f.index for _, f in frames] == list(range(5))
+    assert all(f.pts is None and f.capture_time > 0 for _, f in frames)
+    assert capture.released
+
+
+@pytest.mark.parametrize("stall, what", [("fail", "no frame"), ("repeat", "stale")])
+@pytest.mark.timeout(10)
+def test_camera_stall_is_detected_within_the_timeout(stall: str, what: str) -> None:
+    cam = CameraSource(FakeCapture(n=3, stall=stall), name="fake cam", stall_timeout=0.5)
+    t0 = time.perf_counter()
+    with pytest.raises(SourceStalledError, match=f"fake cam delivered .*{what}"):
+        for _ in cam:
+            pass
+    assert time.perf_counter() - t0 < 2.0
+
+
+def test_camera_index_that_does_not_open_is_a_clear_error() -> None:
+    with pytest.raises(SourceError, match="camera 97 could not be opened"):
+        open_source(97)

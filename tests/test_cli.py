@@ -1,0 +1,199 @@
+"""End-to-end runs of the ``rtseg`` command, in-process and as a subprocess."""
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from factories import (BLUE, GREEN, MASK_BGR, RED, ROAD_CLIP, audio_summary, color_frame, make_video,
+                       read_video)
+from rtseg.cli import main
+
+pytestmark = pytest.mark.timeout(60)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, preexec=None, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rtseg", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, preexec_fn=preexec)
+
+
+def test_vfr_clip_with_audio_end_to_end(tmp_path: Path, channel_model: Path) -> None:
+    pts = [0, 33, 66, 150, 160, 170, 400, 433, 466, 900, 933, 966]
+    clip = make_video(tmp_path / "in.mp4", pts_ms=pts, audio=True)
+    out = tmp_path / "out.mp4"
+    assert main(["--source", str(clip), "--output", str(out), "--model", str(channel_model),
+                 "--view", "mask", "--quiet"]) == 0
+    times, images = read_video(out)
+    assert times == [Fraction(p, 1000) for p in pts]
+    for i, image in enumerate(images):
+        assert np.abs(image[20, 20].astype(int) - MASK_BGR[(RED, GREEN, BLUE)[i % 3]]).max() <= 12
+    assert audio_summary(out) == pytest.approx(audio_summary(clip))
+
+
+def test_odd_size_clip_without_audio_is_padded_to_even(tmp_path: Path, channel_model: Path) -> None:
+    clip = make_video(tmp_path / "odd.mkv", n=7, width=65, height=49)
+    out = tmp_path / "out.mp4"
+    assert main(["--source", str(clip), "--output", str(out), "--model", str(channel_model), "--quiet"]) == 0
+    times, images = read_video(out)
+    assert len(images) == 7 and images[0].shape == (50, 66, 3)
+    assert audio_summary(out) is None
+
+
+def test_masks_and_stats_outputs(tmp_path: Path, channel_model: Path) -> None:
+    clip = make_video(tmp_path / "in.mp4", n=6)
+    assert main(["--source", str(clip), "--model", str(channel_model), "--save-masks", str(tmp_path / "m"),
+                 "--stats", str(tmp_path / "s.jsonl"), "--quiet"]) == 0
+    labels = cv2.imread(str(tmp_path / "m" / "000004.png"), cv2.IMREAD_UNCHANGED)
+    assert labels.shape == (48, 64) and (labels == 1).all()  # frame 4 is green -> class 1
+    colour = cv2.imread(str(tmp_path / "m" / "000004_color.png"))
+    assert colour[5, 5].tolist() == list(MASK_BGR[GREEN])
+    lines = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert [line["index"] for line in lines] == list(range(6))
+    assert lines[4]["class_share"] == {"red": 0.0, "green": 1.0, "blue": 0.0}
+    assert {"capture", "infer", "render"} <= set(lines[0]["timings_ms"])
+
+
+def test_image_folder_to_folder(tmp_path: Path, channel_model: Path) -> None:
+    (tmp_path / "in").mkdir()
+    for name, color in (("one", RED), ("two", BLUE)):
+        cv2.imwrite(str(tmp_path / "in" / f"{name}.png"), color_frame(color))
+    assert main(["--source", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--model",
+                 str(channel_model), "--view", "mask", "--quiet"]) == 0
+    assert cv2.imread(str(tmp_path / "out" / "two.png"))[3, 3].tolist() == list(MASK_BGR[BLUE])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--source", "missing.mp4", "--output", "o.mp4"], "no such file: missing.mp4"),
+    (["--output", "o.mp4"], "give exactly one input"),
+    (["--source", "x.mp4", "--camera", "0"], "give exactly one input"),
+    (["--source", "{clip}", "--output", "o.mp4", "--model", "{bad_model}"], "cannot load model"),
+    (["--source", "{clip}", "--output", "o.mp4", "--hide", "tree"], "unknown class 'tree'"),
+    (["--source", "{clip}", "--output", "o.mp4", "--max-pixels", "100"], "over the cap"),
+    (["--source", "{truncated}", "--output", "o.mp4"], "cannot open video"),
+    (["--source", "{clip}", "--output", "{blocked}/o.mp4"], "cannot create output folder"),
+    (["--source", "{clip}"], "nothing to produce"),
+    (["--camera", "0", "--no-display"], "would produce nothing"),
+])
+def test_bad_input_is_one_clear_line(tmp_path: Path, args: list[str], message: str) -> None:
+    clip = make_video(tmp_path / "in.mp4", n=3)
+    truncated = tmp_path / "cut.mp4"
+    truncated.write_bytes(clip.read_bytes()[:300])
+    bad_model = tmp_path / "bad.onnx"
+    bad_model.write_bytes(b"not onnx")
+    (tmp_path / "blocked").write_text("a file, not a folder")
+    args = [a.format(clip=clip, truncated=truncated, bad_model=bad_model, blocked=tmp_path / "blocked")
+            for a in args]
+    result = run_cli(*args, "--model" if "--model" not in args else "--quiet", *(["otsu"] if "--model" not in args else []))
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("rtseg: error:") and message in last, result.stderr
+
+
+def _start(tmp_path: Path, clip: Path, out: Path, preexec=None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "rtseg", "--source", str(clip), "--output", str(out),
+                             "--model", "otsu", "--view", "side-by-side"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT, preexec_fn=preexec)
+
+
+def _wait_for_bytes(path: Path, size: int, proc: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if path.exists() and path.stat().st_size > size:
+            return
+        time.sleep(0.05)
+    pytest.fail(f"{path} did not grow past {size} bytes (process ended: {proc.poll()})")
+
+
+def _count_decodable(path: Path) -> int:
+    count = 0
+    try:
+        with av.open(str(path)) as container:
+            for _ in container.decode(video=0):
+                count += 1
+    except av.FFmpegError:
+        pass  # a cut-off last fragment may end in a partial packet
+    return count
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory) -> Path:
+    return make_video(tmp_path_factory.mktemp("long") / "long.mp4", n=400, width=640, height=360, audio=True,
+                      noise=True)
+
+
+def test_ctrl_c_drains_and_finalizes_a_playable_file(tmp_path: Path, long_clip: Path) -> None:
+    out = tmp_path / "out.mp4"
+    proc = _start(tmp_path, long_clip, out)
+    _wait_for_bytes(out, 4_000_000, proc)
+    t0 = time.time()
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=10)
+    assert time.time() - t0 < 3.0, "Ctrl-C must finish within 3 s"
+    assert proc.returncode == 130, stderr
+    written = int(stderr.split("interrupted after ")[1].split()[0])
+    times, _ = read_video(out)
+    assert 0 < written < 400 and len(times) == written
+    assert audio_summary(out) is not None
+
+
+def test_second_ctrl_c_exits_at_once(tmp_path: Path, long_clip: Path) -> None:
+    out = tmp_path / "out.mp4"
+    proc = _start(tmp_path, long_clip, out)
+    _wait_for_bytes(out, 4_000_000, proc)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    t0 = time.time()
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=10)
+    assert time.time() - t0 < 1.5 and proc.returncode != 0
+
+
+def test_sigkill_leaves_a_file_that_plays_up_to_the_last_fragment(tmp_path: Path, long_clip: Path) -> None:
+    out = tmp_path / "out.mp4"
+    proc = _start(tmp_path, long_clip, out)
+    _wait_for_bytes(out, 8_000_000, proc)
+    proc.kill()
+    proc.communicate(timeout=10)
+    assert _count_decodable(out) >= 25  # at least one whole one-second fragment
+
+
+def test_disk_full_is_one_line_and_keeps_what_was_written(tmp_path: Path, long_clip: Path) -> None:
+    """A file-size limit makes writes fail the way a full disk does (EFBIG instead of ENOSPC)."""
+    limit = 8_000_000
+
+    def limit_file_size() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    out = tmp_path / "out.mp4"
+    proc = _start(tmp_path, long_clip, out, preexec=limit_file_size)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 2, stderr
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith(f"rtseg: error: writing {out} failed")
+    assert _count_decodable(out) >= 25
+
+
+@pytest.mark.skipif(not ROAD_CLIP.exists(), reason=f"shared road clip not found at {ROAD_CLIP}")
+def test_shared_road_clip_frames_timestamps_and_audio(tmp_path: Path) -> None:
+    out = tmp_path / "road.mp4"
+    assert main(["--source", str(ROAD_CLIP), "--output", str(out), "--quiet", "--legend"]) == 0
+    times_in, _ = read_video(ROAD_CLIP)
+    times_out, images = read_video(out)
+    assert times_out == times_in and len(times_out) == 221
+    assert images[0].shape == (540, 960, 3)
+    n_in, sec_in = audio_summary(ROAD_CLIP)
+    n_out, sec_out = audio_summary(out)
+    assert n_out == n_in and sec_out == pytest.approx(sec_in, abs=1e-6)
