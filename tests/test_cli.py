@@ -197,3 +197,27 @@ def test_shared_road_clip_frames_timestamps_and_audio(tmp_path: Path) -> None:
     n_in, sec_in = audio_summary(ROAD_CLIP)
     n_out, sec_out = audio_summary(out)
     assert n_out == n_in and sec_out == pytest.approx(sec_in, abs=1e-6)
+
+
+def test_corrupt_packets_do_not_stop_the_run(tmp_path: Path, channel_model: Path) -> None:
+    from rtseg.realtime.sources import VideoSource
+    from test_sources import _corrupt_middle
+
+    clip = _corrupt_middle(make_video(tmp_path / "c.mp4", n=30, width=160, height=96, noise=True))
+    with VideoSource(str(clip)) as src:
+        decodable = len(list(src))
+    result = run_cli("--source", str(clip), "--output", str(tmp_path / "o.mp4"), "--model", str(channel_model))
+    assert result.returncode == 0, result.stderr
+    assert f"wrote {decodable} frames" in result.stderr and "corrupt packets skipped" in result.stderr
+    assert len(read_video(tmp_path / "o.mp4")[0]) == decodable
+
+
+def test_bench_measures_the_three_modes(tmp_path: Path, channel_model: Path, capsys) -> None:
+    clip = make_video(tmp_path / "in.mp4", n=8, noise=True)
+    assert main(["bench", "--model", str(channel_model), "--source", str(clip), "--frames", "6",
+                 "--repeats", "1"]) == 0
+    table = capsys.readouterr().out
+    rows = {line.split("|")[1].strip(): float(line.split("|")[2]) for line in table.splitlines()
+            if line.startswith("| ") and "fps" not in line}
+    assert len(rows) == 3 and all(fps > 0 for fps in rows.values())
+    assert "pipeline / raw inference" in table

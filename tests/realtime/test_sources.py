@@ -142,3 +142,23 @@ def test_camera_stall_is_detected_within_the_timeout(stall: str, what: str) -> N
 def test_camera_index_that_does_not_open_is_a_clear_error() -> None:
     with pytest.raises(SourceError, match="camera 97 could not be opened"):
         open_source(97)
+
+
+def _corrupt_middle(path: Path, span: int = 3000) -> Path:
+    data = bytearray(path.read_bytes())
+    mid = len(data) // 2
+    for i in range(mid, mid + span):
+        data[i] = (data[i] * 7 + 13) & 255
+    out = path.with_name("corrupt" + path.suffix)
+    out.write_bytes(bytes(data))
+    return out
+
+
+def test_corrupt_packets_mid_file_are_skipped_and_counted(tmp_path: Path) -> None:
+    """Plain PyAV decoding stops at the first bad packet; the source goes on past it."""
+    clip = _corrupt_middle(make_video(tmp_path / "c.mp4", n=30, width=160, height=96, noise=True))
+    with VideoSource(str(clip)) as src:
+        frames = list(src)
+        assert src.skipped >= 1
+    assert 20 <= len(frames) < 30
+    assert frames[-1].seconds == pytest.approx(29 / 25)  # decoding went on to the end

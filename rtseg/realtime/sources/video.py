@@ -37,6 +37,7 @@ class VideoSource(Source):
         max_pixels: refuse larger frames before decoding.
         timeout: seconds to wait when opening and reading a URL.
         passthrough_audio: collect audio packets for the sink.
+        max_frames: stop after this many frames (audio then stops there too).
 
     Example:
         >>> with VideoSource("clip.mp4") as src:  # doctest: +SKIP
@@ -45,7 +46,7 @@ class VideoSource(Source):
     """
 
     def __init__(self, spec: str, *, live: bool | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 timeout: float = 5.0, passthrough_audio: bool = True) -> None:
+                 timeout: float = 5.0, passthrough_audio: bool = True, max_frames: int | None = None) -> None:
         url = is_url(spec)
         self.live = url if live is None else live
         self._spec = spec
@@ -76,6 +77,9 @@ class VideoSource(Source):
             self._container.close()
             raise
         self._skipped = 0
+        self._max_frames = max_frames
+        if max_frames is not None and self.info.frame_count:
+            self.info.frame_count = min(self.info.frame_count, max_frames)
         self._closed = False
 
     @property
@@ -116,6 +120,9 @@ class VideoSource(Source):
                 if pending is not None:
                     yield pending
                 pending = frame
+                if self._max_frames is not None and index >= self._max_frames:
+                    yield pending
+                    return
         if pending is not None:
             pending.passthrough.extend(early)
             yield pending
