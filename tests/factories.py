@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -136,3 +137,49 @@ def make_channel_argmax_model(path: Path, *, output: str = "logits", metadata: d
         entry.key, entry.value = key, value
     onnx.save(model, str(path))
     return path
+
+
+class FakeCapture:
+    """cv2.VideoCapture look-alike: paced frames with a counter drawn in, then optional stall."""
+
+    def __init__(self, n: int = 1000, fps: float = 100.0, stall: str | None = None, size=(32, 24)) -> None:
+        self.n, self.period, self.stall, self.size = n, 1.0 / fps, stall, size
+        self.sent = 0
+        self.released = False
+
+    def isOpened(self) -> bool:  # noqa: N802
+        return True
+
+    def read(self):
+        if self.sent >= self.n:
+            if self.stall == "fail":
+                time.sleep(0.01)
+                return False, None
+            if self.stall == "repeat":
+                time.sleep(self.period)
+                return True, self._image(self.n - 1)
+            if self.stall == "block":
+                time.sleep(3600)
+            return False, None
+        time.sleep(self.period)
+        self.sent += 1
+        return True, self._image(self.sent - 1)
+
+    def _image(self, i: int) -> np.ndarray:
+        image = np.zeros((self.size[1], self.size[0], 3), np.uint8)
+        image[0, 0] = [i & 255, (i >> 8) & 255, 7]  # frame number in the pixels
+        return image
+
+    def release(self) -> None:
+        self.released = True
+
+
+def corrupt_middle(path: Path, span: int = 3000) -> Path:
+    """A copy of ``path`` with bytes in the middle scrambled (packet payloads in an MP4)."""
+    data = bytearray(path.read_bytes())
+    mid = len(data) // 2
+    for i in range(mid, mid + span):
+        data[i] = (data[i] * 7 + 13) & 255
+    out = path.with_name("corrupt" + path.suffix)
+    out.write_bytes(bytes(data))
+    return out

@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 import pytest
 
-from factories import (BLUE, GREEN, MASK_BGR, RED, ROAD_CLIP, audio_summary, color_frame, make_video,
-                       read_video)
+from factories import (BLUE, GREEN, MASK_BGR, RED, ROAD_CLIP, audio_summary, color_frame, corrupt_middle,
+                       make_video, read_video)
 from rtseg.cli import main
 
 pytestmark = pytest.mark.timeout(60)
@@ -201,9 +201,8 @@ def test_shared_road_clip_frames_timestamps_and_audio(tmp_path: Path) -> None:
 
 def test_corrupt_packets_do_not_stop_the_run(tmp_path: Path, channel_model: Path) -> None:
     from rtseg.realtime.sources import VideoSource
-    from test_sources import _corrupt_middle
 
-    clip = _corrupt_middle(make_video(tmp_path / "c.mp4", n=30, width=160, height=96, noise=True))
+    clip = corrupt_middle(make_video(tmp_path / "c.mp4", n=30, width=160, height=96, noise=True))
     with VideoSource(str(clip)) as src:
         decodable = len(list(src))
     result = run_cli("--source", str(clip), "--output", str(tmp_path / "o.mp4"), "--model", str(channel_model))

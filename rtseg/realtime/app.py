@@ -42,6 +42,7 @@ def process(source: str | int, output: str | os.PathLike | None = None, *,
             save_masks: str | os.PathLike | None = None, stats: str | os.PathLike | None = None,
             max_pixels: int = DEFAULT_MAX_PIXELS, camera_size: tuple[int, int] | None = None,
             camera_fps: float | None = None, timeout: float = 5.0, stall_timeout: float = 2.0,
+            live: bool | None = None,
             crf: int = 23, progress: bool = True) -> RunResult:
     """Segment a camera (int index), video, stream URL, image, folder or glob.
 
@@ -54,7 +55,8 @@ def process(source: str | int, output: str | os.PathLike | None = None, *,
     if display:
         _check_display()
     src = source if isinstance(source, Source) else open_source(
-        source, max_pixels=max_pixels, camera_size=camera_size, camera_fps=camera_fps, timeout=timeout)
+        source, max_pixels=max_pixels, camera_size=camera_size, camera_fps=camera_fps, timeout=timeout,
+        live=live)
     try:
         stop_request = threading.Event()
         pipeline_ref: list[Pipeline] = []

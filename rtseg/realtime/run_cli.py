@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--camera-size", type=_size, metavar="WxH", help="requested camera size, e.g. 1280x720")
     src.add_argument("--camera-fps", type=float, metavar="FPS", help="requested camera frame rate")
     src.add_argument("--source", metavar="PATH|URL", help="video file, image, folder, glob, or rtsp/http URL")
+    src.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
+                     help="latest-frame semantics (drop frames when behind); default: on for cameras and "
+                          "rtsp/rtmp/udp/tcp/srt, off for files and http(s)")
     src.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for a URL to open/answer (5)")
     src.add_argument("--stall-timeout", type=float, default=2.0,
                      help="a live source without a new frame for this long is an error (2)")
@@ -88,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         classes=args.classes, hide=args.hide, legend=args.legend, hud=display if args.hud is None else args.hud, display=display,
         save_masks=args.save_masks, stats=args.stats, max_pixels=args.max_pixels,
         camera_size=args.camera_size, camera_fps=args.camera_fps, timeout=args.timeout,
-        stall_timeout=args.stall_timeout, crf=args.crf, progress=not args.quiet)
+        stall_timeout=args.stall_timeout, crf=args.crf, progress=not args.quiet, live=args.live)
     summary = result.stats.summary()
     if not args.quiet:
         stages = ", ".join(f"{k} {v:.1f} ms" for k, v in summary["stage_ms"].items())

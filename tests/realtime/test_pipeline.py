@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from factories import MASK_BGR, RED, GREEN, BLUE, audio_summary, make_video, read_video
+from factories import BLUE, GREEN, MASK_BGR, RED, FakeCapture, audio_summary, make_video, read_video
 from rtseg.errors import SinkError, SourceStalledError
 from rtseg.realtime.engine import load_model
 from rtseg.realtime.frame import Frame
@@ -14,7 +14,6 @@ from rtseg.realtime.pipeline import Pipeline, PipelineError
 from rtseg.realtime.render import Renderer
 from rtseg.realtime.sinks import Sink, VideoFileSink
 from rtseg.realtime.sources import CameraSource, VideoSource
-from test_sources import FakeCapture
 
 pytestmark = pytest.mark.timeout(30)
 

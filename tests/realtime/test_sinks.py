@@ -82,3 +82,21 @@ def test_image_sink_single_file_and_folder(tmp_path: Path) -> None:
     with ImageFileSink(tmp_path / "dir") as sink:
         sink.write(frame, frame.image)
     assert (tmp_path / "one.png").exists() and (tmp_path / "dir" / "x.png").exists()
+
+
+def test_window_keys_quit_pause_and_cycle_views() -> None:
+    import threading
+
+    from rtseg.realtime.render import ViewState
+    from rtseg.realtime.sinks import WindowSink
+
+    state, quit_event = ViewState(), threading.Event()
+    window = WindowSink("t", state, quit_event)  # no window opens until the first write
+    window._handle(ord("m"))
+    assert state.mode == "mask"
+    window._handle(ord(" "))
+    assert state.paused
+    window._handle(ord(" "))
+    assert not state.paused and not quit_event.is_set()
+    window._handle(27)
+    assert quit_event.is_set()

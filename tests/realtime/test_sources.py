@@ -6,44 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from factories import BLUE, GREEN, RED, color_frame, make_video
+from factories import BLUE, GREEN, RED, FakeCapture, color_frame, corrupt_middle, make_video
 from rtseg.errors import SourceError, SourceStalledError
 from rtseg.realtime.sources import CameraSource, ImageSource, VideoSource, open_source
-
-
-class FakeCapture:
-    """cv2.VideoCapture look-alike: paced frames with a counter drawn in, then optional stall."""
-
-    def __init__(self, n: int = 1000, fps: float = 100.0, stall: str | None = None, size=(32, 24)) -> None:
-        self.n, self.period, self.stall, self.size = n, 1.0 / fps, stall, size
-        self.sent = 0
-        self.released = False
-
-    def isOpened(self) -> bool:  # noqa: N802
-        return True
-
-    def read(self):
-        if self.sent >= self.n:
-            if self.stall == "fail":
-                time.sleep(0.01)
-                return False, None
-            if self.stall == "repeat":
-                time.sleep(self.period)
-                return True, self._image(self.n - 1)
-            if self.stall == "block":
-                time.sleep(3600)
-            return False, None
-        time.sleep(self.period)
-        self.sent += 1
-        return True, self._image(self.sent - 1)
-
-    def _image(self, i: int) -> np.ndarray:
-        image = np.zeros((self.size[1], self.size[0], 3), np.uint8)
-        image[0, 0] = [i & 255, (i >> 8) & 255, 7]  # frame number in the pixels
-        return image
-
-    def release(self) -> None:
-        self.released = True
 
 
 def test_video_source_keeps_variable_timestamps(tmp_path: Path) -> None:
@@ -144,19 +109,9 @@ def test_camera_index_that_does_not_open_is_a_clear_error() -> None:
         open_source(97)
 
 
-def _corrupt_middle(path: Path, span: int = 3000) -> Path:
-    data = bytearray(path.read_bytes())
-    mid = len(data) // 2
-    for i in range(mid, mid + span):
-        data[i] = (data[i] * 7 + 13) & 255
-    out = path.with_name("corrupt" + path.suffix)
-    out.write_bytes(bytes(data))
-    return out
-
-
 def test_corrupt_packets_mid_file_are_skipped_and_counted(tmp_path: Path) -> None:
     """Plain PyAV decoding stops at the first bad packet; the source goes on past it."""
-    clip = _corrupt_middle(make_video(tmp_path / "c.mp4", n=30, width=160, height=96, noise=True))
+    clip = corrupt_middle(make_video(tmp_path / "c.mp4", n=30, width=160, height=96, noise=True))
     with VideoSource(str(clip)) as src:
         frames = list(src)
         assert src.skipped >= 1

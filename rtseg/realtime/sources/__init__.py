@@ -12,15 +12,19 @@ __all__ = ["CameraSource", "ImageSource", "Source", "SourceInfo", "VideoSource",
 
 def open_source(spec: str | int, *, max_pixels: int = DEFAULT_MAX_PIXELS,
                 camera_size: tuple[int, int] | None = None, camera_fps: float | None = None,
-                timeout: float = 5.0) -> Source:
-    """Open what the user named: a camera index, a URL, a video, an image, folder or glob."""
+                timeout: float = 5.0, live: bool | None = None) -> Source:
+    """Open what the user named: a camera index, a URL, a video, an image, folder or glob.
+
+    ``live`` forces (or refuses) latest-frame semantics for a video or URL; by default
+    cameras and rtsp/rtmp/udp/tcp/srt streams are live, files and http(s) are not.
+    """
     if isinstance(spec, int):
         return CameraSource(spec, size=camera_size, fps=camera_fps, max_pixels=max_pixels)
     if is_url(spec):
-        return VideoSource(spec, live=True, max_pixels=max_pixels, timeout=timeout)
+        return VideoSource(spec, live=live, max_pixels=max_pixels, timeout=timeout)
     if is_image_path(spec) or any(ch in spec for ch in "*?[") or _is_dir(spec):
         return ImageSource(spec, max_pixels=max_pixels)
-    return VideoSource(spec, max_pixels=max_pixels)
+    return VideoSource(spec, live=live, max_pixels=max_pixels)
 
 
 def _is_dir(spec: str) -> bool:

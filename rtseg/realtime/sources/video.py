@@ -16,12 +16,20 @@ from rtseg.realtime.sources.base import DEFAULT_MAX_PIXELS, Source, SourceInfo, 
 
 log = logging.getLogger(__name__)
 
-LIVE_URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "udp", "tcp", "srt", "http", "https")
+# Streams that run in real time: consumed with latest-frame semantics unless told otherwise.
+# http(s) may be a file on a server or a live feed; it defaults to back-pressure (no frame
+# dropped) and takes --live for a live feed.
+LIVE_URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "udp", "tcp", "srt")
 
 
 def is_url(spec: str) -> bool:
     """True for ``scheme://...`` strings."""
     return "://" in spec
+
+
+def is_live_url(spec: str) -> bool:
+    """True for URLs of real-time protocols (rtsp, rtmp, udp, tcp, srt)."""
+    return is_url(spec) and spec.split("://", 1)[0].lower() in LIVE_URL_SCHEMES
 
 
 class VideoSource(Source):
@@ -33,7 +41,7 @@ class VideoSource(Source):
 
     Args:
         spec: path or URL (rtsp://, http(s)://, ...).
-        live: latest-frame semantics; default True for URLs, False for files.
+        live: latest-frame semantics; default True for rtsp/rtmp/udp/tcp/srt URLs.
         max_pixels: refuse larger frames before decoding.
         timeout: seconds to wait when opening and reading a URL.
         passthrough_audio: collect audio packets for the sink.
@@ -48,7 +56,7 @@ class VideoSource(Source):
     def __init__(self, spec: str, *, live: bool | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
                  timeout: float = 5.0, passthrough_audio: bool = True, max_frames: int | None = None) -> None:
         url = is_url(spec)
-        self.live = url if live is None else live
+        self.live = is_live_url(spec) if live is None else live
         self._spec = spec
         if not url:
             _check_readable_file(spec)
