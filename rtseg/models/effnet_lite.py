@@ -28,7 +28,7 @@ LITE0_STAGES = (
     (6, 3, 1, 320, 1),
 )
 BN_EPS = 1e-3
-BN_MOMENTUM = 0.01
+BN_MOMENTUM = 0.1  # PyTorch default; TF's 0.99 decay (0.01 here) lags on short fine-tuning runs
 
 
 def _bn(channels: int) -> nn.BatchNorm2d:
