@@ -4,7 +4,8 @@ Names, in lookup order:
 
 - a registry entry (``configs/models/*.yaml``), e.g. ``lraspp-mbv3-voc``;
 - ``torchvision:<name>`` or a bare torchvision name, e.g. ``lraspp_mobilenet_v3_large``;
-- ``rtseg:<arch>`` or a bare architecture name from :mod:`rtseg.models` (shared with training).
+- ``rtseg:<arch>`` or a bare architecture name from :mod:`rtseg.models` (shared with training);
+- a ``rtseg train`` checkpoint (``model_best.pth``): it names its arch, classes and mean/std.
 """
 
 from __future__ import annotations
@@ -12,14 +13,18 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from torch import nn
 
-from rtseg.contract import CAMVID_CLASSES, CAMVID_PALETTE, ModelInfo, default_palette
+from rtseg.contract import (CAMVID_CLASSES, CAMVID_PALETTE, IMAGENET_MEAN, IMAGENET_STD, ModelInfo,
+                            default_palette)
 from rtseg.errors import ModelError
 from rtseg.export import registry, torchvision_models, weights as weights_mod
 
 log = logging.getLogger(__name__)
+
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 
 
 @dataclass
@@ -72,6 +77,8 @@ def build(name: str, weights: str | None = None, num_classes: int | None = None,
         num_classes: classes for a bare architecture (default: CamVid's 11).
         pretrained: load the registry entry's weights (False: random init, no network).
     """
+    if Path(name).suffix in CHECKPOINT_SUFFIXES and Path(name).expanduser().is_file():
+        return build_checkpoint(Path(name).expanduser())
     specs = registry.load_registry()
     if name in specs:
         return build_spec(specs[name], weights=weights, pretrained=pretrained)
@@ -90,6 +97,33 @@ def build(name: str, weights: str | None = None, num_classes: int | None = None,
     info = ModelInfo(name=name.split(":")[-1], classes=classes, palette=palette, source=source,
                      extra={"arch": arch})
     return BuiltModel(module.eval(), info, arch)
+
+
+def build_checkpoint(path: Path) -> BuiltModel:
+    """Build from a ``rtseg train`` checkpoint (keys ``model``, ``arch``, ``num_classes``,
+    optional ``classes``, ``mean``, ``std``, ``args.val_size``), loaded weights-only."""
+    import torch
+
+    try:
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path}: cannot load as a weights-only checkpoint ({first})") from None
+    if not isinstance(ckpt, dict) or "arch" not in ckpt or "model" not in ckpt:
+        raise ModelError(f"{path}: not an rtseg training checkpoint (no 'arch'/'model'); "
+                         f"give an architecture name and --weights {path}")
+    num_classes = int(ckpt.get("num_classes") or len(ckpt.get("classes") or ()))
+    classes = tuple(ckpt.get("classes") or ())[:num_classes] or tuple(f"class{i}" for i in range(num_classes))
+    palette = CAMVID_PALETTE if classes == CAMVID_CLASSES else tuple(default_palette(num_classes))
+    module = build_arch(str(ckpt["arch"]), num_classes)
+    load_checkpoint(module, weights_mod._unwrap(ckpt, path), str(path))
+    val_size = (ckpt.get("args") or {}).get("val_size")
+    info = ModelInfo(name=path.parent.name or path.stem, classes=classes, palette=palette,
+                     input_size=tuple(val_size) if val_size and len(val_size) == 2 else None,
+                     mean=tuple(ckpt.get("mean") or IMAGENET_MEAN), std=tuple(ckpt.get("std") or IMAGENET_STD),
+                     source=f"rtseg train checkpoint {path.name} (epoch {ckpt.get('epoch', '?')})",
+                     extra={"arch": f"rtseg:{ckpt['arch']}"})
+    return BuiltModel(module.eval(), info, f"rtseg:{ckpt['arch']}")
 
 
 def build_spec(spec: registry.ModelSpec, weights: str | None = None, pretrained: bool = True) -> BuiltModel:

@@ -246,8 +246,9 @@ def read_metadata(path: str | Path) -> ModelInfo:
     return info
 
 
-def ort_session(path: str | Path, threads: int = 0, extra_outputs: Sequence[str] = ()):
-    """A CPU onnxruntime session; ``extra_outputs`` adds intermediate tensors as outputs."""
+def ort_session(path: str | Path, threads: int = 0, with_logits: bool = False):
+    """A CPU onnxruntime session; ``with_logits`` adds the tensor feeding the in-graph ArgMax
+    as a second output (so label-map graphs can be compared on logits too)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -255,15 +256,17 @@ def ort_session(path: str | Path, threads: int = 0, extra_outputs: Sequence[str]
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+    # no busy-waiting workers: they would steal the cores from anything measured next
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     source: str | bytes = str(path)
-    if extra_outputs:
+    if with_logits:
         import onnx
 
         model = onnx.load(str(path))
-        for name in extra_outputs:
-            if name not in [o.name for o in model.graph.output]:
-                model.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
-        source = model.SerializeToString()
+        argmax = [n for n in model.graph.node if n.op_type == "ArgMax"]
+        if argmax and argmax[-1].input[0] not in [o.name for o in model.graph.output]:
+            model.graph.output.append(onnx.helper.make_empty_tensor_value_info(argmax[-1].input[0]))
+            source = model.SerializeToString()
     return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
 
 
@@ -293,31 +296,21 @@ def check_onnx(path: Path, input_size: tuple[int, int] | None = None, min_opset:
     return path
 
 
-def logits_tensor_name(path: str | Path) -> str | None:
-    """Name of the logits tensor feeding the in-graph ArgMax (None when the output is logits)."""
-    import onnx
-
-    graph = onnx.load(str(path), load_external_data=False).graph
-    argmax = [n for n in graph.node if n.op_type == "ArgMax"]
-    return argmax[-1].input[0] if argmax else None
-
-
 def run_onnx(path: str | Path, x: np.ndarray, want_logits: bool = True, chunk: int = 4,
              threads: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
     """Run an exported model on a pre-processed batch; returns (labels, logits or None)."""
-    name = logits_tensor_name(path) if want_logits else None
-    session = ort_session(path, threads=threads, extra_outputs=[name] if name else [])
-    output_name = session.get_outputs()[0].name
+    session = ort_session(path, threads=threads, with_logits=want_logits)
+    names = [o.name for o in session.get_outputs()][:2 if want_logits else 1]
     labels, logits = [], []
     for i in range(0, len(x), chunk):
-        outs = session.run([output_name, name] if name else [output_name], {INPUT_NAME: x[i:i + chunk]})
+        outs = session.run(names, {INPUT_NAME: x[i:i + chunk]})
         first = outs[0]
-        if first.ndim == 4 and first.shape[1] > 1:  # logits output
+        if first.dtype.kind == "f":  # logits output
             logits.append(first.astype(np.float32))
             labels.append(first.argmax(1))
         else:
             labels.append(first.reshape(first.shape[0], *first.shape[-2:]))
-            if name:
+            if len(outs) > 1:
                 logits.append(outs[1].astype(np.float32))
     return np.concatenate(labels).astype(np.int64), (np.concatenate(logits) if logits and want_logits else None)
 

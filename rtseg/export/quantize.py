@@ -7,6 +7,7 @@ fp32 model on *held-out* frames (label agreement) and times both on the CPU.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 import time
@@ -108,13 +109,14 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, calib_frames: Seq
         except Exception as exc:  # noqa: BLE001 - pre-processing is an optimisation, not required
             log.warning("quantization pre-processing skipped (%s)", exc)
             pre = fp32_path
-        quantize_static(
-            str(pre), str(out_path), frame_reader(calib_frames, info),
-            quant_format=QuantFormat.QDQ, per_channel=per_channel,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-                              "percentile": CalibrationMethod.Percentile}[method],
-        )
+        with _quiet_root_logger():
+            quantize_static(
+                str(pre), str(out_path), frame_reader(calib_frames, info),
+                quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                                  "percentile": CalibrationMethod.Percentile}[method],
+            )
     log.info("int8 quantization (%d calibration frames): %.1f s", len(calib_frames), time.perf_counter() - t0)
     x = frames_mod.batch(list(heldout_frames), info)
     ref, _ = run_onnx(fp32_path, x, want_logits=False)
@@ -123,6 +125,20 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, calib_frames: Seq
     fp32_ms = time_session(fp32_path, x[:1], threads, timing_runs)
     int8_ms = time_session(out_path, x[:1], threads, timing_runs)
     return Int8Report(len(calib_frames), len(x), agreement, fp32_ms, int8_ms, threads)
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    """onnxruntime's quantizer logs every bias copy on the root logger at INFO; hide that
+    unless the root logger is at DEBUG."""
+    root = logging.getLogger()
+    level = root.level
+    if level > logging.DEBUG or level == logging.NOTSET:
+        root.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def time_session(path: str | Path, x: np.ndarray, threads: int = 2, runs: int = 10, warmup: int = 2) -> float:

@@ -1,0 +1,119 @@
+"""``rtseg export``: PyTorch model -> verified ONNX file for the live pipeline.
+
+Examples:
+    rtseg export lraspp-mbv3-voc                       # registry entry, torchvision weights
+    rtseg export effl0_lraspp --weights runs/best.pt -o camvid.onnx --frames ../shared/data/camvid/val
+    rtseg export lraspp_mobilenet_v3_large --random-init --input-size 360 480 --dynamic-hw
+    rtseg export camvid-effl0-lraspp --int8 --calib frames/ --frames held_out/
+    rtseg export deeplabv3_resnet50 --fp16 --logits -o dl.onnx
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from rtseg.errors import RtsegError
+
+log = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``rtseg export`` argument parser."""
+    p = argparse.ArgumentParser(prog="rtseg export", description=__doc__.split("\n\n")[0],
+                                epilog="\n".join(__doc__.split("\n")[2:]),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", help="registry entry (rtseg models) or architecture name "
+                                 "(torchvision:NAME, rtseg:ARCH or bare NAME)")
+    p.add_argument("-o", "--output", type=Path, help="output .onnx (default: $RTSEG_CACHE/models/NAME.onnx)")
+    p.add_argument("--weights", help="local checkpoint (.pt/.pth weights-only, or .safetensors); "
+                                     "overrides the registry's weights")
+    p.add_argument("--random-init", action="store_true",
+                   help="ignore the registry's weights: random initialisation, no download")
+    p.add_argument("--num-classes", type=int, help="classes of a bare architecture (default 11, CamVid)")
+    p.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"),
+                   help="input height and width (default: registry value or 360 480)")
+    p.add_argument("--dynamic-hw", action="store_true", help="dynamic input height/width (batch is always dynamic)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--argmax", dest="argmax", action="store_true", default=True,
+                     help="output a uint8 label map computed in the graph (default)")
+    out.add_argument("--logits", dest="argmax", action="store_false", help="output float logits N x C x H x W")
+    prec = p.add_mutually_exclusive_group()
+    prec.add_argument("--fp16", action="store_true", help="half-precision weights/activations, float32 I/O")
+    prec.add_argument("--int8", action="store_true", help="static int8 quantization (QDQ, per-channel); needs --calib")
+    p.add_argument("--calib", type=Path, help="folder of calibration frames (or a video) for --int8")
+    p.add_argument("--calib-frames", type=int, default=32, help="calibration frames to use (default 32)")
+    p.add_argument("--calib-method", default="minmax", choices=("minmax", "entropy", "percentile"))
+    p.add_argument("--min-int8-agreement", type=float, default=0.0,
+                   help="fail when int8 agrees with fp32 on fewer labels than this fraction (default 0: report only)")
+    p.add_argument("--frames", type=Path, help="frames for the parity check: image folder or video "
+                                               "(default: held-out frames of --calib, else synthetic)")
+    p.add_argument("--parity-frames", type=int, default=8, help="frames for the parity check (default 8)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17, default 17)")
+    p.add_argument("--exporter", default="legacy", choices=("legacy", "dynamo"),
+                   help="torch.onnx tracer: legacy TorchScript (fast, default) or dynamo")
+    p.add_argument("--simplify", action="store_true", help="simplify the graph with onnxslim/onnxsim when installed")
+    p.add_argument("--debug", action="store_true", help="verbose logs and full tracebacks")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export, verify and report; returns 0 on success (errors raise RtsegError)."""
+    from rtseg.export.build import build
+    from rtseg.export.cache import models_dir
+    from rtseg.export.exporter import export_model
+    from rtseg.export.frames import read_frames
+
+    if args.int8 and not args.calib:
+        raise RtsegError("--int8 needs --calib DIR (a folder of calibration frames)")
+    if args.calib and not args.int8:
+        raise RtsegError("--calib is only used with --int8")
+    built = build(args.model, weights=args.weights, num_classes=args.num_classes,
+                  pretrained=not args.random_init)
+    input_size = tuple(args.input_size) if args.input_size else built.info.input_size or (360, 480)
+    calib = heldout = None
+    if args.int8:
+        calib = read_frames(args.calib, limit=args.calib_frames, stride=_stride(args.calib))
+        if not args.frames:
+            heldout = list(_frames_or_none(args.calib, args.parity_frames, offset=len(calib),
+                                           stride=_stride(args.calib)))
+            if not heldout:
+                log.warning("%s has no frames beyond the %d calibration frames; int8 agreement is "
+                            "measured on synthetic frames (give --frames for held-out frames)",
+                            args.calib, len(calib))
+    frames = read_frames(args.frames, limit=args.parity_frames, stride=_stride(args.frames)) \
+        if args.frames else heldout or None
+    suffix = ".fp16" if args.fp16 else ".int8" if args.int8 else ""
+    output = args.output or models_dir() / f"{built.info.name}{suffix}.onnx"
+    result = export_model(built.module, output, built.info, frames=frames, input_size=input_size,
+                          argmax=args.argmax, dynamic_hw=args.dynamic_hw, fp16=args.fp16, int8=args.int8,
+                          calib_frames=calib, opset=args.opset, simplify_graph=args.simplify,
+                          exporter=args.exporter, min_int8_agreement=args.min_int8_agreement)
+    size_mb = result.path.stat().st_size / 1e6
+    print(f"wrote {result.path} ({size_mb:.1f} MB, {result.precision}, opset {args.opset}, "
+          f"output {result.info.output}, input {input_size[0]}x{input_size[1]}"
+          f"{' dynamic H/W' if args.dynamic_hw else ''})")
+    print(f"  classes: {len(result.info.classes)} ({', '.join(result.info.classes[:6])}"
+          f"{', ...' if len(result.info.classes) > 6 else ''})")
+    print(f"  weights: {result.info.source or 'unknown'}")
+    print(f"  parity:  {result.parity}")
+    if result.int8 is not None:
+        print(f"  int8:    {result.int8}")
+    return 0
+
+
+def _frames_or_none(source: Path, limit: int, offset: int, stride: int):
+    from rtseg.export.frames import iter_frames
+
+    try:
+        yield from iter_frames(source, limit=limit, offset=offset, stride=stride)
+    except RtsegError:
+        return
+
+
+def _stride(source: Path) -> int:
+    """Spread parity frames over a video instead of taking the first few."""
+    from rtseg.export.frames import VIDEO_SUFFIXES
+
+    return 10 if source.suffix.lower() in VIDEO_SUFFIXES else 1
