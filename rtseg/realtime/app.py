@@ -17,6 +17,7 @@ from rtseg.errors import RtsegError, SinkError
 from rtseg.realtime.engine import Engine, load_model
 from rtseg.realtime.pipeline import Pipeline, PipelineStats
 from rtseg.realtime.render import Renderer
+from rtseg.realtime.sinks.video import DEFAULT_PRESET
 from rtseg.realtime.sinks import ImageFileSink, MaskSink, Sink, StatsSink, VideoFileSink, WindowSink
 from rtseg.realtime.sources import ImageSource, Source, open_source
 from rtseg.realtime.sources.base import DEFAULT_MAX_PIXELS
@@ -43,7 +44,7 @@ def process(source: str | int, output: str | os.PathLike | None = None, *,
             max_pixels: int = DEFAULT_MAX_PIXELS, camera_size: tuple[int, int] | None = None,
             camera_fps: float | None = None, timeout: float = 5.0, stall_timeout: float = 2.0,
             live: bool | None = None,
-            crf: int = 23, progress: bool = True) -> RunResult:
+            crf: int = 23, preset: str = DEFAULT_PRESET, progress: bool = True) -> RunResult:
     """Segment a camera (int index), video, stream URL, image, folder or glob.
 
     Example:
@@ -62,7 +63,7 @@ def process(source: str | int, output: str | os.PathLike | None = None, *,
         pipeline_ref: list[Pipeline] = []
         renderer = Renderer(engine.info, view=view, alpha=alpha, classes=classes, hide=hide, legend=legend,
                             hud_lines=(lambda: _hud_lines(pipeline_ref, engine)) if hud else None)
-        sinks = _build_sinks(src, output, renderer, save_masks, stats, display, stop_request, crf)
+        sinks = _build_sinks(src, output, renderer, save_masks, stats, display, stop_request, crf, preset)
     except BaseException:
         src.close()
         raise
@@ -81,7 +82,7 @@ def process(source: str | int, output: str | os.PathLike | None = None, *,
 
 
 def _build_sinks(src: Source, output, renderer: Renderer, save_masks, stats, display: bool,
-                 stop_request: threading.Event, crf: int) -> list[Sink]:
+                 stop_request: threading.Event, crf: int, preset: str) -> list[Sink]:
     sinks: list[Sink] = []
     if output is not None:
         out = Path(output)
@@ -92,7 +93,7 @@ def _build_sinks(src: Source, output, renderer: Renderer, save_masks, stats, dis
             sinks.append(ImageFileSink(out))
         else:
             sinks.append(VideoFileSink(out, fps=src.info.fps, passthrough_streams=src.info.passthrough_streams,
-                                       crf=crf))
+                                       crf=crf, preset=preset))
     if save_masks is not None:
         sinks.append(MaskSink(save_masks, renderer.lut))
     if display:

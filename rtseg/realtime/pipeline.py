@@ -93,6 +93,9 @@ class Pipeline:
         stall_timeout: a live source with no new frame for this long is an error.
         drain_timeout: after Ctrl-C, how long in-flight frames may take before a hard stop.
         progress: a callable ``(stats) -> None`` called about 10 times a second, e.g. a bar.
+        yield_to_inference: run the capture and render threads (and the decoder/encoder
+            threads they start) at a lower OS priority, so that when cores are scarce the
+            model gets them first and decoding/encoding fill the gaps (Linux; no-op elsewhere).
 
     Example:
         >>> stats = Pipeline(source, engine, renderer, [sink]).run()  # doctest: +SKIP
@@ -101,7 +104,8 @@ class Pipeline:
     def __init__(self, source: Source, engine: Engine, renderer: Renderer, sinks: Sequence[Sink], *,
                  stop_request: threading.Event | None = None, stall_timeout: float = 2.0,
                  drain_timeout: float = 2.5, queue_size: int = FILE_QUEUE_SIZE,
-                 progress: Callable[[PipelineStats], None] | None = None) -> None:
+                 progress: Callable[[PipelineStats], None] | None = None,
+                 yield_to_inference: bool = True) -> None:
         self.source, self.engine, self.renderer, self.sinks = source, engine, renderer, list(sinks)
         self.stop_request = stop_request or threading.Event()  # drain: stop reading, finish in-flight
         self.stop = threading.Event()  # hard stop: every thread returns now
@@ -111,6 +115,7 @@ class Pipeline:
         self.q_in: queue.Queue = queue.Queue(maxsize=size)
         self.q_out: queue.Queue = queue.Queue(maxsize=size)
         self.progress = progress
+        self.yield_to_inference = yield_to_inference
         self.stats = PipelineStats()
         self._error: tuple[str, BaseException] | None = None
         self._error_lock = threading.Lock()
@@ -192,6 +197,8 @@ class Pipeline:
 
     # -- workers ---------------------------------------------------------------------------
     def _guard(self, stage: str, body: Callable[[], None]) -> None:
+        if stage != "inference" and self.yield_to_inference:
+            _lower_thread_priority()
         try:
             body()
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
@@ -259,3 +266,17 @@ class Pipeline:
                 self.stats.latency.update(now - frame.capture_time)
         if not self.stop.is_set():
             self._rendered_all.set()
+
+
+def _lower_thread_priority(niceness: int = 5) -> None:
+    """Raise this thread's nice value (Linux threads are scheduled one by one)."""
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + niceness))
+    except OSError:
+        pass

@@ -9,6 +9,7 @@ import textwrap
 from rtseg.errors import RtsegError
 from rtseg.realtime.engine import DEVICES, builtin_models, default_model_name
 from rtseg.realtime.render import VIEW_MODES
+from rtseg.realtime.sinks.video import DEFAULT_PRESET, X264_PRESETS
 from rtseg.realtime.sources.base import DEFAULT_MAX_PIXELS
 
 log = logging.getLogger("rtseg")
@@ -55,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--save-masks", metavar="DIR", help="per-frame label maps (pixel = class) and colour masks, PNG")
     out.add_argument("--stats", metavar="FILE.jsonl", help="per-frame timings and class pixel shares, JSON lines")
     out.add_argument("--crf", type=int, default=23, help="H.264 quality for --output video, lower is better (23)")
+    out.add_argument("--preset", choices=X264_PRESETS, default=DEFAULT_PRESET,
+                     help=f"H.264 encoder speed for --output video ({DEFAULT_PRESET})")
     out.add_argument("--show", action="store_true", help="show a window also for files")
     out.add_argument("--no-display", action="store_true", help="never open a window (headless)")
     out.add_argument("--quiet", action="store_true", help="no progress bar or summary")
@@ -91,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         classes=args.classes, hide=args.hide, legend=args.legend, hud=display if args.hud is None else args.hud, display=display,
         save_masks=args.save_masks, stats=args.stats, max_pixels=args.max_pixels,
         camera_size=args.camera_size, camera_fps=args.camera_fps, timeout=args.timeout,
-        stall_timeout=args.stall_timeout, crf=args.crf, progress=not args.quiet, live=args.live)
+        stall_timeout=args.stall_timeout, crf=args.crf, preset=args.preset, progress=not args.quiet, live=args.live)
     summary = result.stats.summary()
     if not args.quiet:
         stages = ", ".join(f"{k} {v:.1f} ms" for k, v in summary["stage_ms"].items())

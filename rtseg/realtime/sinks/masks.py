@@ -9,6 +9,7 @@ import numpy as np
 
 from rtseg.errors import SinkError
 from rtseg.realtime.frame import Frame
+from rtseg.realtime.render.views import colorize
 from rtseg.realtime.sinks.base import Sink, prepare_output_dir
 
 
@@ -25,6 +26,6 @@ class MaskSink(Sink):
     def write(self, frame: Frame, image: np.ndarray) -> None:
         stem = frame.name or f"{frame.index:06d}"
         for path, data in ((self.folder / f"{stem}.png", frame.labels),
-                           (self.folder / f"{stem}_color.png", self.lut[frame.labels])):
+                           (self.folder / f"{stem}_color.png", colorize(frame.labels, self.lut))):
             if not cv2.imwrite(str(path), data):
                 raise SinkError(f"cannot write mask {path} (disk full or folder removed?)")

@@ -9,6 +9,7 @@ needs even sizes.
 from __future__ import annotations
 
 import logging
+import os
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,10 @@ log = logging.getLogger(__name__)
 
 FRAGMENTED_MP4 = "frag_keyframe+empty_moov+default_base_moof"
 CAMERA_TIME_BASE = Fraction(1, 1000)
+# x264 speed/size trade-off. On a 2-core machine encoding competes with inference:
+# superfast costs ~35 % less CPU than veryfast for ~70 % more bytes at the same CRF.
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow")
+DEFAULT_PRESET = "superfast"
 
 
 class VideoFileSink(Sink):
@@ -35,6 +40,7 @@ class VideoFileSink(Sink):
         fps: nominal frame rate (keyframe spacing, container hint); timestamps come from frames.
         passthrough_streams: input streams (PyAV) whose packets arrive in ``Frame.passthrough``.
         crf, preset: libx264 quality and speed.
+        threads: encoder threads (default: 1 on machines with up to 4 cores, else automatic).
 
     Example:
         >>> with VideoFileSink("out.mp4", fps=25) as sink:  # doctest: +SKIP
@@ -43,10 +49,15 @@ class VideoFileSink(Sink):
 
     def __init__(self, path: str | Path, *, fps: float | None = None,
                  passthrough_streams: list[Any] | None = None, crf: int = 23,
-                 preset: str = "veryfast") -> None:
+                 preset: str = DEFAULT_PRESET, threads: int | None = None) -> None:
+        if preset not in X264_PRESETS:
+            raise SinkError(f"unknown x264 preset {preset!r}; choose one of {', '.join(X264_PRESETS)}")
         self.path = prepare_output_file(Path(path), "output")
         self.fps = fps or 30.0
         self.crf, self.preset = crf, preset
+        # On small machines the pipeline's own threads already fill the cores; x264's frame
+        # threads would only compete with inference. 0 lets x264 choose.
+        self.threads = threads if threads is not None else (1 if (os.cpu_count() or 1) <= 4 else 0)
         self._templates = passthrough_streams or []
         self._container = None
         self._stream = None
@@ -75,6 +86,7 @@ class VideoFileSink(Sink):
             stream.time_base = time_base
             stream.codec_context.time_base = time_base
             stream.codec_context.gop_size = max(1, round(self.fps))
+            stream.codec_context.thread_count = self.threads
             # No B-frames: pts == dts, so fragmented MP4 keeps the source timestamps exactly
             # (B-frame delay would shift every track) and decode latency stays at zero.
             stream.options = {"crf": str(self.crf), "preset": self.preset, "bf": "0"}
