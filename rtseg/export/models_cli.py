@@ -91,17 +91,20 @@ def print_table(title: str, header: tuple[str, ...], rows: list[tuple[str, ...]]
 
 def run(args: argparse.Namespace) -> int:
     """Print the tables; returns 0."""
-    from rtseg.export.cache import models_dir
+    from rtseg.cache import models_dir
 
     print_table("Registry (configs/models/*.yaml)", ("name", "arch", "classes", "input", "weights"),
                 registry_rows())
     print_table("Architectures (rtseg export NAME --weights FILE)", ("name", "family"), builtin_arch_rows())
-    assets = Path(__file__).resolve().parents[1] / "assets"
-    print_table(f"Built-in models ({assets})", ("file", "name", "classes", "input", "output", "precision"),
-                onnx_rows(sorted(assets.glob("*.onnx"))))
+    from rtseg.realtime.engine import ASSETS
+
+    print_table(f"Built-in models ({ASSETS}; run with --model NAME)",
+                ("file", "name", "classes", "input", "output", "precision"),
+                onnx_rows(sorted(ASSETS.glob("*.onnx")))
+                + [("otsu", "otsu", "2 (background, foreground)", "frame", "labels", "no weights")])
     cache = args.cache or models_dir()
     if args.cache and not cache.is_dir():
         raise RtsegError(f"--cache {cache}: not a folder")
-    print_table(f"Exported models ({cache})", ("file", "name", "classes", "input", "output", "precision"),
+    print_table(f"Exported models ({cache}; run with --model NAME)", ("file", "name", "classes", "input", "output", "precision"),
                 onnx_rows(sorted(cache.glob("*.onnx")) if cache.is_dir() else []))
     return 0

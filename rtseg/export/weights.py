@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from rtseg.errors import ModelError
-from rtseg.export.cache import weights_dir
+from rtseg.cache import weights_dir
 
 log = logging.getLogger(__name__)
 

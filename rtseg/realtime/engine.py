@@ -45,6 +45,16 @@ def builtin_models() -> dict[str, str]:
     return models
 
 
+def resolve_model_path(name: str) -> Path:
+    """A built-in name, a name exported into the cache (``rtseg export``), or a path."""
+    from rtseg.cache import models_dir
+
+    for candidate in (ASSETS / f"{name}.onnx", models_dir() / f"{name}.onnx"):
+        if "/" not in name and os.sep not in name and candidate.exists():
+            return candidate
+    return Path(name)
+
+
 def default_model_name() -> str:
     """The road model when it ships with the package, else the weight-free Otsu method."""
     return "camvid-road" if (ASSETS / "camvid-road.onnx").exists() else "otsu"
@@ -60,7 +70,7 @@ def load_model(model: str | os.PathLike | None = None, *, device: str = "auto",
         threads: intra-op threads for the CPU provider; None lets onnxruntime choose.
 
     Example:
-        >>> engine = load_model("otsu")
+        >>> engine = load_model("otsu")  # also: "camvid-road", "road.onnx", a name in the export cache
         >>> engine(np.zeros((4, 6, 3), np.uint8)).shape
         (4, 6)
     """
@@ -69,7 +79,7 @@ def load_model(model: str | os.PathLike | None = None, *, device: str = "auto",
     name = str(model) if model is not None else default_model_name()
     if name == "otsu":
         return OtsuEngine()
-    path = ASSETS / f"{name}.onnx" if (ASSETS / f"{name}.onnx").exists() else Path(name)
+    path = resolve_model_path(name)
     if not path.exists():
         if path.suffix.lower() != ".onnx" and os.sep not in name:
             raise ModelError(f"unknown model {name!r}; built-in models: {', '.join(builtin_models())}, "

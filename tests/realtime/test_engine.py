@@ -141,3 +141,10 @@ def test_otsu_splits_foreground_from_background() -> None:
     assert labels[15, 15] == 1 and labels[35, 35] == 0
     assert labels.sum() == pytest.approx(100, abs=30)
     assert isinstance(load_model("otsu"), OtsuEngine)
+
+
+def test_names_exported_into_the_cache_resolve(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("RTSEG_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "cache" / "models").mkdir(parents=True)
+    make_channel_argmax_model(tmp_path / "cache" / "models" / "my-road.onnx")
+    assert load_model("my-road", device="cpu").info.classes == ("red", "green", "blue")
