@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
             f"rtseg {name} --help" for name in COMMANDS)
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if getattr(args, "debug", False) else logging.INFO,
+        level=logging.DEBUG if getattr(args, "debug", False)
+        else logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
         format="rtseg: %(message)s",
     )
     try:
