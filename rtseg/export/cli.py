@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calib", type=Path, help="folder of calibration frames (or a video) for --int8")
     p.add_argument("--calib-frames", type=int, default=32, help="calibration frames to use (default 32)")
     p.add_argument("--calib-method", default="minmax", choices=("minmax", "entropy", "percentile"))
+    p.add_argument("--int8-float-convs", type=int, default=3,
+                   help="the first N convolutions stay float: the full-resolution stem is the most "
+                        "sensitive to 8-bit activations (default 3)")
     p.add_argument("--min-int8-agreement", type=float, default=0.0,
                    help="fail when int8 agrees with fp32 on fewer labels than this fraction (default 0: report only)")
     p.add_argument("--frames", type=Path, help="frames for the parity check: image folder or video "
@@ -88,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
     output = args.output or models_dir() / f"{built.info.name}{suffix}.onnx"
     result = export_model(built.module, output, built.info, frames=frames, input_size=input_size,
                           argmax=args.argmax, dynamic_hw=args.dynamic_hw, fp16=args.fp16, int8=args.int8,
-                          calib_frames=calib, opset=args.opset, simplify_graph=args.simplify,
+                          calib_frames=calib, calib_method=args.calib_method,
+                          int8_float_convs=args.int8_float_convs, opset=args.opset,
+                          simplify_graph=args.simplify,
                           exporter=args.exporter, min_int8_agreement=args.min_int8_agreement)
     size_mb = result.path.stat().st_size / 1e6
     print(f"wrote {result.path} ({size_mb:.1f} MB, {result.precision}, opset {args.opset}, "

@@ -345,7 +345,8 @@ def export_model(module: nn.Module, path: str | Path, info: ModelInfo | None = N
                  frames: Sequence[np.ndarray] | None = None, input_size: tuple[int, int] | None = None,
                  argmax: bool = True, dynamic_hw: bool = False, fp16: bool = False,
                  int8: bool = False, calib_frames: Sequence[np.ndarray] | None = None,
-                 opset: int = DEFAULT_OPSET, simplify_graph: bool = False, exporter: str = "legacy",
+                 calib_method: str = "minmax", int8_float_convs: int = 3, opset: int = DEFAULT_OPSET,
+                 simplify_graph: bool = False, exporter: str = "legacy",
                  min_agreement: float | None = None, min_int8_agreement: float = 0.0) -> ExportResult:
     """Export any ``torch.nn.Module`` (logits at input resolution) to a verified ONNX file.
 
@@ -359,6 +360,8 @@ def export_model(module: nn.Module, path: str | Path, info: ModelInfo | None = N
         dynamic_hw: dynamic height/width besides the dynamic batch.
         fp16: half-precision weights/activations, float32 I/O.
         int8: static QDQ per-channel quantization calibrated on ``calib_frames``.
+        calib_method: int8 calibration: minmax, entropy or percentile.
+        int8_float_convs: the first N convolutions stay float in the int8 model.
         min_agreement: fail below this label agreement with PyTorch (default 99.9 % fp32, 99 % fp16).
         min_int8_agreement: fail when int8 agrees with fp32 less than this on held-out frames.
 
@@ -419,7 +422,8 @@ def export_model(module: nn.Module, path: str | Path, info: ModelInfo | None = N
             from rtseg.export.quantize import quantize_int8
 
             final = Path(tmp) / "model.int8.onnx"
-            int8_report = quantize_int8(fp32_path, final, calib_frames, heldout_frames=frames, info=fp32_info)
+            int8_report = quantize_int8(fp32_path, final, calib_frames, heldout_frames=frames, info=fp32_info,
+                                        method=calib_method, float_convs=int8_float_convs)
             write_metadata(final, info)
             check_onnx(final, input_size)
             log.info("int8: %s", int8_report)

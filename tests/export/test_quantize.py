@@ -42,7 +42,7 @@ def test_int8_tiny_model_is_qdq_per_channel(synthetic_frames, tmp_path):
     calib = synthetic_frames[:3]
     heldout = __import__("rtseg.export.frames", fromlist=["x"]).synthetic_frames(2, 180, 240, seed=7)
     result = export_model(module, tmp_path / "q.onnx", info, frames=heldout, input_size=(64, 96),
-                          int8=True, calib_frames=calib)
+                          int8=True, calib_frames=calib, int8_float_convs=0)
     ops, per_channel = _qdq_summary(result.path)
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
     assert len(per_channel) >= 3  # every conv weight quantized per output channel
@@ -73,3 +73,17 @@ def test_int8_lraspp_on_road_clip(road_frames, tmp_path):
     int8_labels = run_onnx(result.path, x, want_logits=False)[0]
     assert len(np.unique(int8_labels)) >= 3  # not collapsed to one class
     assert result.int8.label_agreement >= 0.5, str(result.int8)
+
+
+@pytest.mark.parametrize("float_convs", [0, 2])
+def test_first_convolutions_can_stay_float(synthetic_frames, tmp_path, float_convs):
+    torch.manual_seed(0)
+    result = export_model(TinySeg(5).eval(), tmp_path / "q.onnx", ModelInfo(name="tiny", classes=tuple("abcde")),
+                          frames=synthetic_frames[:2], input_size=(64, 96), int8=True,
+                          calib_frames=synthetic_frames[:3], int8_float_convs=float_convs, calib_method="entropy")
+    model = onnx.load(str(result.path))
+    producers = {out: n.op_type for n in model.graph.node for out in n.output}
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    weight_is_dequantized = [producers.get(c.input[1]) == "DequantizeLinear" for c in convs]
+    assert weight_is_dequantized[:float_convs] == [False] * float_convs
+    assert all(weight_is_dequantized[float_convs:])
