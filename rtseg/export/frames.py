@@ -103,20 +103,12 @@ def synthetic_frames(count: int, height: int = 360, width: int = 480, seed: int 
 
 
 def preprocess(bgr: np.ndarray, info: ModelInfo, size: tuple[int, int] | None = None) -> np.ndarray:
-    """One BGR uint8 frame -> (1, 3, H, W) float32 per the model contract.
+    """One BGR uint8 frame -> (1, 3, H, W) float32 per the model contract: the runtime's own
+    pre-processing (:func:`rtseg.realtime.preprocess.preprocess`), so parity and calibration
+    see exactly what the live pipeline feeds."""
+    from rtseg.realtime.preprocess import preprocess as runtime_preprocess
 
-    Args:
-        bgr: HxWx3 uint8 image in BGR order.
-        info: mean/std/channel order (and ``input_size`` when ``size`` is None).
-        size: (height, width) to resize to; None: ``info.input_size`` or the frame size.
-    """
-    size = size or info.input_size or bgr.shape[:2]
-    if tuple(bgr.shape[:2]) != tuple(size):
-        bgr = cv2.resize(bgr, (int(size[1]), int(size[0])), interpolation=cv2.INTER_LINEAR)
-    img = bgr[..., ::-1] if info.channel_order == "RGB" else bgr
-    x = img.astype(np.float32) / 255.0
-    x = (x - np.asarray(info.mean, np.float32)) / np.asarray(info.std, np.float32)
-    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+    return runtime_preprocess(bgr, info, size)
 
 
 def batch(frames: list[np.ndarray], info: ModelInfo, size: tuple[int, int] | None = None) -> np.ndarray:

@@ -20,6 +20,7 @@ import numpy as np
 from rtseg.contract import ModelInfo
 from rtseg.errors import ModelError
 from rtseg.realtime.frame import Frame
+from rtseg.realtime.preprocess import preprocess
 
 log = logging.getLogger(__name__)
 
@@ -167,24 +168,10 @@ class OnnxEngine:
             info = _with(info, output="labels")
         num_classes = _static_classes(out.shape) if info.output == "logits" else None
         self.info = info.with_classes(num_classes or len(info.classes))
-        std = np.array(info.std, np.float32)
-        self._scale = 1.0 / (255.0 * std)
-        self._shift = np.array(info.mean, np.float32) / std
-        self._channels = (2, 1, 0) if info.channel_order == "RGB" else (0, 1, 2)  # frames are BGR
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
-        """BGR uint8 H x W x 3 -> normalised 1 x 3 x h x w tensor at the model's input size.
-
-        One resize, then each channel is scaled straight into its NCHW plane
-        (``x / (255 std) - mean / std``): no colour conversion or transpose copies.
-        """
-        height, width = self.input_size or _round_size(image.shape[:2])
-        resized = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR) \
-            if image.shape[:2] != (height, width) else image
-        tensor = np.empty((1, 3, height, width), np.float32)
-        for plane, channel in enumerate(self._channels):
-            np.multiply(resized[:, :, channel], self._scale[plane], out=tensor[0, plane], casting="unsafe")
-            tensor[0, plane] -= self._shift[plane]
+        """BGR uint8 H x W x 3 -> normalised 1 x 3 x h x w tensor at the model's input size."""
+        tensor = preprocess(image, self.info, self.input_size or _round_size(image.shape[:2]))
         return tensor if self.input_dtype == np.float32 else tensor.astype(self.input_dtype)
 
     def run(self, tensor: np.ndarray) -> np.ndarray:
