@@ -167,6 +167,9 @@ class OnnxEngine:
         if integer_output and info.output != "labels":
             info = _with(info, output="labels")
         num_classes = _static_classes(out.shape) if info.output == "logits" else None
+        if max(num_classes or 0, len(info.classes)) > 256:
+            raise ModelError(f"{self.path}: {max(num_classes or 0, len(info.classes))} classes; "
+                             "rtseg supports up to 256")
         self.info = info.with_classes(num_classes or len(info.classes))
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
@@ -188,7 +191,11 @@ class OnnxEngine:
             labels = output[0, 0] if output.ndim == 4 else output[0]
             if labels.ndim != 2:
                 raise ModelError(f"{self.path}: label output must be N x H x W, got shape {output.shape}")
-        labels = labels.astype(np.uint8, copy=False)
+        if labels.dtype != np.uint8:
+            if labels.size and int(labels.max()) > 255:
+                raise ModelError(f"{self.path}: label {int(labels.max())} does not fit the 256-class "
+                                 "label map rtseg draws (more than 256 classes are not supported)")
+            labels = labels.astype(np.uint8)
         if labels.shape != size:
             labels = cv2.resize(labels, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
         return labels
