@@ -11,6 +11,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -57,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exporter", default="legacy", choices=("legacy", "dynamo"),
                    help="torch.onnx tracer: legacy TorchScript (fast, default) or dynamo")
     p.add_argument("--simplify", action="store_true", help="simplify the graph with onnxslim/onnxsim when installed")
+    meta = p.add_argument_group("metadata written into the file (default: from the model/checkpoint)")
+    meta.add_argument("--name", help="model name shown in the HUD and `rtseg models`")
+    meta.add_argument("--license", help="licence of the weights, e.g. Apache-2.0")
+    meta.add_argument("--source", dest="weights_source", help="where the weights come from (free text)")
     p.add_argument("--debug", action="store_true", help="verbose logs and full tracebacks")
     return p
 
@@ -74,6 +79,10 @@ def run(args: argparse.Namespace) -> int:
         raise RtsegError("--calib is only used with --int8")
     built = build(args.model, weights=args.weights, num_classes=args.num_classes,
                   pretrained=not args.random_init)
+    overrides = {key: value for key, value in (("name", args.name), ("license", args.license),
+                                               ("source", args.weights_source)) if value}
+    if overrides:
+        built = dataclasses.replace(built, info=dataclasses.replace(built.info, **overrides))
     input_size = tuple(args.input_size) if args.input_size else built.info.input_size or (360, 480)
     calib = heldout = None
     if args.int8:

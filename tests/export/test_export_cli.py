@@ -14,12 +14,14 @@ def test_export_then_models_lists_it(tmp_path, cache, capsys):
     out = cache / "models" / "effl0.onnx"
     frames = ["--frames", str(ROAD_CLIP)] if ROAD_CLIP.is_file() else []
     rc = main(["export", "mbv3_small_lraspp", "--random-init", "--input-size", "64", "96", "--dynamic-hw",
-               "-o", str(out), "--parity-frames", "2", *frames])
+               "-o", str(out), "--parity-frames", "2", *frames, "--name", "small-road",
+               "--license", "Apache-2.0", "--source", "a test"])
     text = capsys.readouterr().out
     assert rc == 0, text
     assert f"wrote {out}" in text and "labels agree with pytorch" in text
     info = read_metadata(out)
     assert info.input_size == (64, 96) and info.output == "labels" and len(info.classes) == 11
+    assert (info.name, info.license, info.source) == ("small-road", "Apache-2.0", "a test")
     assert main(["models"]) == 0
     listing = capsys.readouterr().out
     assert "lraspp-mbv3-voc" in listing and "deeplabv3_resnet50" in listing
