@@ -29,10 +29,7 @@ class TrainPreset:
             steps.append(v2.RandomHorizontalFlip(hflip))
         if jitter > 0:
             steps.append(v2.ColorJitter(brightness=jitter, contrast=jitter, saturation=jitter, hue=0.02))
-        steps += [v2.ToDtype({tv_tensors.Image: torch.float32, tv_tensors.Mask: torch.int64, "others": None},
-                             scale=True),
-                  v2.Normalize(mean=list(mean), std=list(std))]
-        self.transforms = v2.Compose(steps)
+        self.transforms = v2.Compose(steps + _to_normalised_tensors(mean, std))
 
     def __call__(self, image, mask):
         return self.transforms(image, mask)
@@ -43,10 +40,13 @@ class EvalPreset:
 
     def __init__(self, size: tuple[int, int] | None = None, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> None:
         steps = [v2.Resize(list(size), antialias=True)] if size else []
-        steps += [v2.ToDtype({tv_tensors.Image: torch.float32, tv_tensors.Mask: torch.int64, "others": None},
-                             scale=True),
-                  v2.Normalize(mean=list(mean), std=list(std))]
-        self.transforms = v2.Compose(steps)
+        self.transforms = v2.Compose(steps + _to_normalised_tensors(mean, std))
 
     def __call__(self, image, mask):
         return self.transforms(image, mask)
+
+
+def _to_normalised_tensors(mean, std) -> list:
+    """The common tail: float image in 0..1 normalised by mean/std, int64 mask."""
+    return [v2.ToDtype({tv_tensors.Image: torch.float32, tv_tensors.Mask: torch.int64, "others": None}, scale=True),
+            v2.Normalize(mean=list(mean), std=list(std))]
