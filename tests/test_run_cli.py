@@ -220,3 +220,15 @@ def test_bench_measures_the_three_modes(tmp_path: Path, channel_model: Path, cap
             if line.startswith("| ") and "fps" not in line}
     assert len(rows) == 3 and all(fps > 0 for fps in rows.values())
     assert "pipeline / raw inference" in table
+
+
+def test_hud_is_drawn_when_asked(tmp_path: Path, channel_model: Path) -> None:
+    clip = make_video(tmp_path / "in.mp4", n=4, width=320, height=240)
+    for flag in ("--hud", "--no-hud"):
+        assert main(["--source", str(clip), "--output", str(tmp_path / f"{flag}.mp4"), "--model",
+                     str(channel_model), "--view", "mask", flag, "--quiet"]) == 0
+    _, with_hud = read_video(tmp_path / "--hud.mp4")
+    _, without = read_video(tmp_path / "--no-hud.mp4")
+    corner = (slice(0, 60), slice(0, 200))
+    assert np.abs(with_hud[3][corner].astype(int) - without[3][corner]).max() > 100  # white text
+    assert np.abs(with_hud[3][200:, 250:].astype(int) - without[3][200:, 250:]).max() < 12

@@ -60,17 +60,16 @@ def process(source: str | int, output: str | os.PathLike | None = None, *,
         live=live)
     try:
         stop_request = threading.Event()
-        pipeline_ref: list[Pipeline] = []
+        counters = PipelineStats()
         renderer = Renderer(engine.info, view=view, alpha=alpha, classes=classes, hide=hide, legend=legend,
-                            hud_lines=(lambda: _hud_lines(pipeline_ref, engine)) if hud else None)
+                            hud_lines=(lambda: _hud_lines(counters, engine)) if hud else None)
         sinks = _build_sinks(src, output, renderer, save_masks, stats, display, stop_request, crf, preset)
     except BaseException:
         src.close()
         raise
     bar = _ProgressBar(src) if progress else None
     pipeline = Pipeline(src, engine, renderer, sinks, stop_request=stop_request,
-                        stall_timeout=stall_timeout, progress=bar)
-    pipeline_ref.append(pipeline)
+                        stall_timeout=stall_timeout, progress=bar, stats=counters)
     try:
         result = pipeline.run()
     finally:
@@ -109,10 +108,7 @@ def _check_display() -> None:
                          "--save-masks or --stats")
 
 
-def _hud_lines(pipeline_ref: list[Pipeline], engine: Engine) -> list[str]:
-    if not pipeline_ref:
-        return []
-    s = pipeline_ref[0].stats
+def _hud_lines(s: PipelineStats, engine: Engine) -> list[str]:
     latency = (s.latency.value or 0.0) * 1000
     return [
         f"{engine.info.name} on {engine.provider.replace('ExecutionProvider', '')}",

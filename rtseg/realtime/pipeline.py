@@ -96,6 +96,7 @@ class Pipeline:
         yield_to_inference: run the capture and render threads (and the decoder/encoder
             threads they start) at a lower OS priority, so that when cores are scarce the
             model gets them first and decoding/encoding fill the gaps (Linux; no-op elsewhere).
+        stats: where to count (pass one in to read it live, e.g. from a HUD).
 
     Example:
         >>> stats = Pipeline(source, engine, renderer, [sink]).run()  # doctest: +SKIP
@@ -105,7 +106,7 @@ class Pipeline:
                  stop_request: threading.Event | None = None, stall_timeout: float = 2.0,
                  drain_timeout: float = 2.5, queue_size: int = FILE_QUEUE_SIZE,
                  progress: Callable[[PipelineStats], None] | None = None,
-                 yield_to_inference: bool = True) -> None:
+                 yield_to_inference: bool = True, stats: PipelineStats | None = None) -> None:
         self.source, self.engine, self.renderer, self.sinks = source, engine, renderer, list(sinks)
         self.stop_request = stop_request or threading.Event()  # drain: stop reading, finish in-flight
         self.stop = threading.Event()  # hard stop: every thread returns now
@@ -116,7 +117,7 @@ class Pipeline:
         self.q_out: queue.Queue = queue.Queue(maxsize=size)
         self.progress = progress
         self.yield_to_inference = yield_to_inference
-        self.stats = PipelineStats()
+        self.stats = stats or PipelineStats()
         self._error: tuple[str, BaseException] | None = None
         self._error_lock = threading.Lock()
         self._rendered_all = threading.Event()
