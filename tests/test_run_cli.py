@@ -1,7 +1,6 @@
 """End-to-end runs of the ``rtseg`` command, in-process and as a subprocess."""
 
 import json
-import os
 import resource
 import signal
 import subprocess

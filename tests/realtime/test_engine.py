@@ -7,7 +7,7 @@ import pytest
 
 from factories import BLUE, GREEN, RED, color_frame, make_channel_argmax_model
 from rtseg.errors import ModelError
-from rtseg.realtime.engine import OnnxEngine, OtsuEngine, load_model
+from rtseg.realtime.engine import OtsuEngine, load_model
 from rtseg.realtime.frame import Frame
 
 
@@ -110,7 +110,6 @@ def test_device_cuda_without_cuda_is_an_error_not_a_fallback(channel_model: Path
 
 def test_external_data_outside_the_model_folder_is_refused(tmp_path: Path) -> None:
     """Untrusted models must not read files outside their folder through external data."""
-    import onnx
     from onnx import TensorProto, helper
 
     secret = tmp_path / "secret.bin"

@@ -3,7 +3,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 
 from factories import BLUE, GREEN, RED, FakeCapture, color_frame, corrupt_middle, make_video
