@@ -231,3 +231,10 @@ def test_hud_is_drawn_when_asked(tmp_path: Path, channel_model: Path) -> None:
     corner = (slice(0, 60), slice(0, 200))
     assert np.abs(with_hud[3][corner].astype(int) - without[3][corner]).max() > 100  # white text
     assert np.abs(with_hud[3][200:, 250:].astype(int) - without[3][200:, 250:]).max() < 12
+
+
+def test_camera_that_does_not_open_prints_exactly_one_line(tmp_path: Path) -> None:
+    result = run_cli("--camera", "7", "--no-display", "--output", str(tmp_path / "o.mp4"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "rtseg: error: camera 7 could not be opened (not connected, or in use by another program?)"]

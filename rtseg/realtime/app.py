@@ -51,14 +51,14 @@ def process(source: str | int, output: str | os.PathLike | None = None, *,
         >>> import rtseg
         >>> rtseg.process("in.mp4", "out.mp4", model="otsu")  # doctest: +SKIP
     """
-    engine = model if hasattr(model, "segment") else load_model(model, device=device, threads=threads)
-    log.info("model %s on %s", engine.info.name, engine.provider)
     if display:
         _check_display()
-    src = source if isinstance(source, Source) else open_source(
+    src = source if isinstance(source, Source) else open_source(  # cheap checks fail first
         source, max_pixels=max_pixels, camera_size=camera_size, camera_fps=camera_fps, timeout=timeout,
         live=live)
     try:
+        engine = model if hasattr(model, "segment") else load_model(model, device=device, threads=threads)
+        log.info("model %s on %s", engine.info.name, engine.provider)
         stop_request = threading.Event()
         counters = PipelineStats()
         renderer = Renderer(engine.info, view=view, alpha=alpha, classes=classes, hide=hide, legend=legend,

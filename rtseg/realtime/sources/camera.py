@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import zlib
@@ -27,7 +28,8 @@ class Capture(Protocol):
 
 def open_camera(index: int, size: tuple[int, int] | None = None, fps: float | None = None) -> Capture:
     """Open camera ``index`` with OpenCV and request a size (width, height) and frame rate."""
-    capture = cv2.VideoCapture(index)
+    with _opencv_quiet():  # OpenCV tries several backends and logs each failure
+        capture = cv2.VideoCapture(index)
     if not capture.isOpened():
         capture.release()
         raise SourceError(f"camera {index} could not be opened (not connected, or in use by another program?)")
@@ -112,6 +114,21 @@ class CameraSource(Source):
         if not self._closed:
             self._closed = True
             self._capture.release()
+
+
+@contextlib.contextmanager
+def _opencv_quiet():
+    """Silence OpenCV's own logging for the duration (our error message says what failed)."""
+    logging_api = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging_api is None:
+        yield
+        return
+    level = logging_api.getLogLevel()
+    logging_api.setLogLevel(logging_api.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        logging_api.setLogLevel(level)
 
 
 def _digest(image: np.ndarray) -> int:
