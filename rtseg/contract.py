@@ -26,7 +26,7 @@ Pre-processing implied by the contract: BGR uint8 frame -> resize to ``input_siz
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 CONTRACT_VERSION = "1"
@@ -102,7 +102,7 @@ class ModelInfo:
         """Fill in class names and palette when the model did not declare them."""
         classes = self.classes or tuple(f"class{i}" for i in range(num_classes))
         palette = self.palette or tuple(default_palette(max(num_classes, len(classes))))
-        return _replace(self, classes=classes, palette=palette)
+        return replace(self, classes=classes, palette=palette)
 
     def to_metadata(self) -> dict[str, str]:
         """Serialise to ONNX ``metadata_props`` (string -> string)."""
@@ -170,8 +170,3 @@ def _json_list(meta: Mapping[str, str], key: str) -> list:
         raise ValueError(f"metadata {key!r} must be a JSON list, got {meta[key]!r}")
     return value
 
-
-def _replace(info: ModelInfo, **changes) -> ModelInfo:
-    from dataclasses import replace
-
-    return replace(info, **changes)

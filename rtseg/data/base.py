@@ -20,10 +20,11 @@ from PIL import Image as PILImage
 from torchvision import tv_tensors
 
 from rtseg.errors import RtsegError
+from rtseg.realtime.sources.images import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_EXTS = IMAGE_SUFFIXES  # the runtime's list: what rtseg reads as images anywhere
 DEFAULT_IGNORE = 255
 
 

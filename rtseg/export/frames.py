@@ -15,10 +15,10 @@ import numpy as np
 
 from rtseg.contract import ModelInfo
 from rtseg.errors import RtsegError
+from rtseg.realtime.sources.images import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v")
 
 

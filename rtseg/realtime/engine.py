@@ -11,6 +11,7 @@ import ctypes
 import logging
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
@@ -165,7 +166,7 @@ class OnnxEngine:
         self.output_name = out.name
         integer_output = "int" in out.type
         if integer_output and info.output != "labels":
-            info = _with(info, output="labels")
+            info = replace(info, output="labels")
         num_classes = _static_classes(out.shape) if info.output == "logits" else None
         if max(num_classes or 0, len(info.classes)) > 256:
             raise ModelError(f"{self.path}: {max(num_classes or 0, len(info.classes))} classes; "
@@ -268,12 +269,6 @@ def _static_classes(shape: list) -> int | None:
 
 def _round_size(size: tuple[int, int], multiple: int = 32) -> tuple[int, int]:
     return tuple(max(multiple, int(round(s / multiple)) * multiple) for s in size)  # type: ignore[return-value]
-
-
-def _with(info: ModelInfo, **changes) -> ModelInfo:
-    from dataclasses import replace
-
-    return replace(info, **changes)
 
 
 def _first_line(exc: BaseException) -> str:
