@@ -3,16 +3,17 @@
 Runs ``rtseg train`` once per configuration (resumable: re-running continues unfinished
 runs), evaluates each ``model_best.pth`` on val at 360x480 and prints a Markdown table.
 
-    python benchmarks/train_ablation.py --data camvid:../shared/data/camvid --epochs 30 --out runs/ablation
+    python benchmarks/train_ablation.py --data camvid:../shared/data/camvid --out runs/ablation
     python benchmarks/train_ablation.py --dry-run   # list the commands only
 
-CPU cost: about 2 min per epoch per run at --threads 1 (256x256 crops, batch 8), so the
-default 5 runs x 30 epochs take about 5 hours on one core.
+CPU cost on the 2-core dev machine (256x256 crops, batch 8, --threads 2): 35-45 s per epoch,
+so the 5 runs x 25 epochs take about 1.5 h; ``--table`` reprints the table from finished runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import shlex
 import subprocess
@@ -33,14 +34,15 @@ COMMON = ["--batch-size", "8", "--crop", "256", "256", "--scale", "0.75", "1.5",
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="camvid:../shared/data/camvid")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--epochs", type=int, default=25)
+    p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="runs/ablation")
     p.add_argument("--only", nargs="*", choices=sorted(CONFIGS), help="run a subset")
     p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--table", action="store_true", help="only print the table of finished runs")
     args = p.parse_args(argv)
-    rows = []
-    for name in args.only or CONFIGS:
+    names = args.only or list(CONFIGS)
+    for name in [] if args.table else names:
         out = Path(args.out) / name
         cmd = [sys.executable, "-m", "rtseg", "train", "--data", args.data, "--epochs", str(args.epochs),
                "--threads", str(args.threads), "--out", str(out), *CONFIGS[name], *COMMON]
@@ -48,17 +50,33 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             continue
         subprocess.run(cmd, check=True)
-        report = out / "eval-val"
         subprocess.run([sys.executable, "-m", "rtseg", "eval", "--model", str(out / "model_best.pth"),
-                        "--data", args.data, "--split", "val", "--out", str(report), "--no-progress",
+                        "--data", args.data, "--split", "val", "--out", str(out / "eval-val"), "--no-progress",
                         "--threads", str(args.threads)], check=True, stdout=subprocess.DEVNULL)
-        metrics = json.loads((report / "metrics.json").read_text())
-        rows.append((name, metrics["miou"], metrics["pixel_accuracy"]))
-    if rows:
-        print(f"\n| run ({args.epochs} epochs) | val mIoU % | pixel acc % |\n|---|---|---|")
-        for name, miou, acc in rows:
-            print(f"| {name} | {100 * miou:.1f} | {100 * acc:.1f} |")
+    if not args.dry_run:
+        print(results_table(Path(args.out), names))
     return 0
+
+
+def results_table(root: Path, names: list[str]) -> str:
+    """Markdown table of the runs under ``root`` that have a val evaluation."""
+    lines = ["| run | epochs | best epoch | val mIoU % | pixel acc % | pole | sign | pedestrian | train time |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name in names:
+        report = root / name / "eval-val" / "metrics.json"
+        if not report.is_file():
+            continue
+        metrics = json.loads(report.read_text())
+        with open(root / name / "metrics.csv", newline="") as f:
+            epochs = list(csv.DictReader(f))
+        scored = [e for e in epochs if e["val_miou"]]
+        best = max(scored, key=lambda e: float(e["val_miou"]))["epoch"] if scored else "-"
+        minutes = sum(float(e["epoch_s"]) for e in epochs) / 60
+        iou = metrics["per_class_iou"]
+        lines.append(f"| {name} | {len(epochs)} | {best} | {100 * metrics['miou']:.1f} | "
+                     f"{100 * metrics['pixel_accuracy']:.1f} | {100 * iou['pole']:.0f} | {100 * iou['sign']:.0f} | "
+                     f"{100 * iou['pedestrian']:.0f} | {minutes:.0f} min |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
