@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
             log.info("%s", row)
             rows.append(row)
     print(f"\nCPU, {args.threads} threads, median of {args.runs} runs, batch 1 (ms; ratio = PyTorch eager / ORT)\n")
-    print("| model | input | PyTorch eager | ORT fp32 | ORT int8 | fp32 speed-up vs eager | int8 speed-up vs eager | int8 vs fp32 |")
+    print("| model | input | PyTorch eager | ORT fp32 | ORT int8 "
+          "| fp32 speed-up vs eager | int8 speed-up vs eager | int8 vs fp32 |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['model']} | {r['size']} | {r['torch']:.1f} | {r['fp32']:.1f} | {r['int8']:.1f} | "

@@ -26,8 +26,8 @@ Pre-processing implied by the contract: BGR uint8 frame -> resize to ``input_siz
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Mapping
 
 CONTRACT_VERSION = "1"
 OUTPUT_KINDS = ("logits", "labels")
@@ -98,7 +98,7 @@ class ModelInfo:
         if self.input_size is not None and (len(self.input_size) != 2 or min(self.input_size) < 1):
             raise ValueError(f"input_size must be [height, width] > 0, got {self.input_size!r}")
 
-    def with_classes(self, num_classes: int) -> "ModelInfo":
+    def with_classes(self, num_classes: int) -> ModelInfo:
         """Fill in class names and palette when the model did not declare them."""
         classes = self.classes or tuple(f"class{i}" for i in range(num_classes))
         palette = self.palette or tuple(default_palette(max(num_classes, len(classes))))
@@ -124,7 +124,7 @@ class ModelInfo:
         return meta
 
     @classmethod
-    def from_metadata(cls, meta: Mapping[str, str], name: str = "model") -> tuple["ModelInfo", list[str]]:
+    def from_metadata(cls, meta: Mapping[str, str], name: str = "model") -> tuple[ModelInfo, list[str]]:
         """Parse ``metadata_props``; returns the info and warnings about what was missing.
 
         Raises:

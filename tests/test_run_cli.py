@@ -14,9 +14,20 @@ import cv2
 import numpy as np
 import pytest
 
-from factories import (BLUE, GREEN, MASK_BGR, RED, ROAD_CLIP, audio_summary, color_frame, corrupt_middle,
-                       make_video, read_video)
 from rtseg.cli import main
+
+from factories import (
+    BLUE,
+    GREEN,
+    MASK_BGR,
+    RED,
+    ROAD_CLIP,
+    audio_summary,
+    color_frame,
+    corrupt_middle,
+    make_video,
+    read_video,
+)
 
 pytestmark = pytest.mark.timeout(60)
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,7 +104,8 @@ def test_bad_input_is_one_clear_line(tmp_path: Path, args: list[str], message: s
     (tmp_path / "blocked").write_text("a file, not a folder")
     args = [a.format(clip=clip, truncated=truncated, bad_model=bad_model, blocked=tmp_path / "blocked")
             for a in args]
-    result = run_cli(*args, "--model" if "--model" not in args else "--quiet", *(["otsu"] if "--model" not in args else []))
+    extra = ["--quiet"] if "--model" in args else ["--model", "otsu"]
+    result = run_cli(*args, *extra)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]

@@ -5,8 +5,8 @@ Each format has its own module; all return a :class:`rtseg.data.base.Segmentatio
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from rtseg.data.base import DatasetError, SegmentationDataset
 from rtseg.data.camvid import camvid

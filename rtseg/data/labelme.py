@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
 
-from rtseg.data.base import (DEFAULT_IGNORE, DatasetError, Sample, SegmentationDataset, load_json,
-                             read_classes, split_dir)
+from rtseg.data.base import (
+    DEFAULT_IGNORE,
+    DatasetError,
+    Sample,
+    SegmentationDataset,
+    load_json,
+    read_classes,
+    split_dir,
+)
 
 log = logging.getLogger(__name__)
 

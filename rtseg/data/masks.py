@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rtseg.data.base import (DEFAULT_IGNORE, IMAGE_EXTS, DatasetError, Sample, SegmentationDataset,
-                             read_classes, read_mask, split_dir)
+from rtseg.data.base import (
+    DEFAULT_IGNORE,
+    IMAGE_EXTS,
+    DatasetError,
+    Sample,
+    SegmentationDataset,
+    read_classes,
+    read_mask,
+    split_dir,
+)
 
 
 def mask_folder(root: Path, split: str, **kwargs) -> SegmentationDataset:

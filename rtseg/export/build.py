@@ -17,10 +17,10 @@ from pathlib import Path
 
 from torch import nn
 
-from rtseg.contract import (CAMVID_CLASSES, CAMVID_PALETTE, IMAGENET_MEAN, IMAGENET_STD, ModelInfo,
-                            default_palette)
+from rtseg.contract import CAMVID_CLASSES, CAMVID_PALETTE, IMAGENET_MEAN, IMAGENET_STD, ModelInfo, default_palette
 from rtseg.errors import ModelError
-from rtseg.export import registry, torchvision_models, weights as weights_mod
+from rtseg.export import registry, torchvision_models
+from rtseg.export import weights as weights_mod
 
 log = logging.getLogger(__name__)
 

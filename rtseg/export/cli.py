@@ -68,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Export, verify and report; returns 0 on success (errors raise RtsegError)."""
-    from rtseg.export.build import build
     from rtseg.cache import models_dir
+    from rtseg.export.build import build
     from rtseg.export.exporter import export_model
     from rtseg.export.frames import read_frames
 

@@ -25,9 +25,9 @@ import shutil
 import tempfile
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -73,7 +73,7 @@ class ExportResult:
     info: ModelInfo
     precision: str
     parity: ParityReport
-    int8: "object | None" = None  # rtseg.export.quantize.Int8Report
+    int8: object | None = None  # rtseg.export.quantize.Int8Report
     simplified: bool = False
     steps_s: dict[str, float] = field(default_factory=dict)
 

@@ -7,8 +7,8 @@ resize to ``input_size`` -> channel order -> /255 -> (x - mean) / std -> NCHW fl
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np

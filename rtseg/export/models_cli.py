@@ -105,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     cache = args.cache or models_dir()
     if args.cache and not cache.is_dir():
         raise RtsegError(f"--cache {cache}: not a folder")
-    print_table(f"Exported models ({cache}; run with --model NAME)", ("file", "name", "classes", "input", "output", "precision"),
+    print_table(f"Exported models ({cache}; run with --model NAME)",
+                ("file", "name", "classes", "input", "output", "precision"),
                 onnx_rows(sorted(cache.glob("*.onnx")) if cache.is_dir() else []))
     return 0

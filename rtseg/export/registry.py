@@ -29,8 +29,7 @@ from typing import Any
 
 import yaml
 
-from rtseg.contract import (CAMVID_CLASSES, CAMVID_PALETTE, IMAGENET_MEAN, IMAGENET_STD, ModelInfo,
-                            default_palette)
+from rtseg.contract import CAMVID_CLASSES, CAMVID_PALETTE, IMAGENET_MEAN, IMAGENET_STD, ModelInfo, default_palette
 from rtseg.errors import ModelError
 
 log = logging.getLogger(__name__)

@@ -14,11 +14,12 @@ import shutil
 import tempfile
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from rtseg.errors import ModelError
 from rtseg.cache import weights_dir
+from rtseg.errors import ModelError
 
 log = logging.getLogger(__name__)
 

@@ -9,16 +9,16 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from rtseg.errors import RtsegError, SinkError
 from rtseg.realtime.engine import Engine, load_model
 from rtseg.realtime.pipeline import Pipeline, PipelineStats
 from rtseg.realtime.render import Renderer
-from rtseg.realtime.sinks.video import DEFAULT_PRESET
 from rtseg.realtime.sinks import ImageFileSink, MaskSink, Sink, StatsSink, VideoFileSink, WindowSink
+from rtseg.realtime.sinks.video import DEFAULT_PRESET
 from rtseg.realtime.sources import ImageSource, Source, open_source
 from rtseg.realtime.sources.base import DEFAULT_MAX_PIXELS
 

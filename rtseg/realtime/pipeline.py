@@ -20,9 +20,9 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from rtseg.errors import RtsegError, SourceStalledError
 from rtseg.realtime import queues

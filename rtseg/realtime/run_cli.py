@@ -91,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
     result = process(
         args.camera if args.camera is not None else args.source, args.output,
         model=args.model, device=args.device, threads=args.threads, view=args.view, alpha=args.alpha,
-        classes=args.classes, hide=args.hide, legend=args.legend, hud=display if args.hud is None else args.hud, display=display,
+        classes=args.classes, hide=args.hide, legend=args.legend,
+        hud=display if args.hud is None else args.hud, display=display,
         save_masks=args.save_masks, stats=args.stats, max_pixels=args.max_pixels,
         camera_size=args.camera_size, camera_fps=args.camera_fps, timeout=args.timeout,
         stall_timeout=args.stall_timeout, crf=args.crf, preset=args.preset, progress=not args.quiet, live=args.live)

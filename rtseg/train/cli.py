@@ -5,7 +5,8 @@ Examples:
     rtseg train --data camvid:../shared/data/camvid --out runs/camvid-road --epochs 120 --resume
     rtseg train --data masks:my_data --arch effl0_lraspp --epochs 50 --crop 320 320 --out runs/mine
     rtseg train --data labelme:annotated/ --epochs 30 --out runs/labelme
-    rtseg train --data coco:annotations/instances_train.json --val-data coco:annotations/instances_val.json --out runs/coco
+    rtseg train --data coco:annotations/instances_train.json \
+        --val-data coco:annotations/instances_val.json --out runs/coco
 """
 
 from __future__ import annotations
@@ -59,5 +60,6 @@ def run(args: argparse.Namespace) -> int:
 
     summary = main(args)
     best = summary["best_miou"]
-    print((f"best val mIoU {100 * best:.2f} %" if best >= 0 else "no validation run") + f"; outputs in {summary['out']}")
+    result = f"best val mIoU {100 * best:.2f} %" if best >= 0 else "no validation run"
+    print(f"{result}; outputs in {summary['out']}")
     return 0

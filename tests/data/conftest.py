@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from dataset_factories import labelme_doc, mask_to_runs, write_image, write_mask
 
 

@@ -8,12 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from dataset_factories import labelme_doc, mask_to_runs, write_image, write_mask
 
 from rtseg.data import DatasetError, open_dataset, parse_data_spec
 from rtseg.data.rle import decode_counts_string, encode_counts_string, rle_to_mask
 from rtseg.errors import RtsegError
-
-from dataset_factories import labelme_doc, mask_to_runs, write_image, write_mask
 
 
 def test_camvid_reader(camvid_dir):

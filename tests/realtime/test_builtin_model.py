@@ -5,9 +5,10 @@ import cv2
 import numpy as np
 import pytest
 
-from factories import CAMVID, ROAD_CLIP, read_video
 from rtseg.contract import CAMVID_CLASSES, CAMVID_PALETTE
 from rtseg.realtime.engine import ASSETS, default_model_name, load_model
+
+from factories import CAMVID, ROAD_CLIP, read_video
 
 MODEL = ASSETS / "camvid-road.onnx"
 

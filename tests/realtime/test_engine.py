@@ -5,10 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from factories import BLUE, GREEN, RED, color_frame, make_channel_argmax_model
 from rtseg.errors import ModelError
 from rtseg.realtime.engine import OtsuEngine, load_model
 from rtseg.realtime.frame import Frame
+
+from factories import BLUE, GREEN, RED, color_frame, make_channel_argmax_model
 
 
 def _three_stripes(width: int = 60, height: int = 20) -> np.ndarray:

@@ -1,12 +1,11 @@
 import threading
-from fractions import Fraction
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from factories import BLUE, GREEN, MASK_BGR, RED, FakeCapture, audio_summary, make_video, read_video
 from rtseg.errors import SinkError, SourceStalledError
 from rtseg.realtime.engine import load_model
 from rtseg.realtime.frame import Frame
@@ -14,6 +13,8 @@ from rtseg.realtime.pipeline import Pipeline, PipelineError
 from rtseg.realtime.render import Renderer
 from rtseg.realtime.sinks import Sink, VideoFileSink
 from rtseg.realtime.sources import CameraSource, VideoSource
+
+from factories import BLUE, GREEN, MASK_BGR, RED, FakeCapture, audio_summary, make_video, read_video
 
 pytestmark = pytest.mark.timeout(30)
 

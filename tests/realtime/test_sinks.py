@@ -6,10 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-from factories import RED, color_frame, read_video
 from rtseg.errors import SinkError
 from rtseg.realtime.frame import Frame
 from rtseg.realtime.sinks import ImageFileSink, MaskSink, StatsSink, VideoFileSink
+
+from factories import RED, color_frame, read_video
 
 
 def _frames(n: int, width: int, height: int, pts: list[int], tb: Fraction) -> list[Frame]:

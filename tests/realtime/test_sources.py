@@ -5,9 +5,10 @@ from pathlib import Path
 import cv2
 import pytest
 
-from factories import BLUE, GREEN, RED, FakeCapture, color_frame, corrupt_middle, make_video
 from rtseg.errors import SourceError, SourceStalledError
 from rtseg.realtime.sources import CameraSource, ImageSource, VideoSource, open_source
+
+from factories import BLUE, GREEN, RED, FakeCapture, color_frame, corrupt_middle, make_video
 
 
 def test_video_source_keeps_variable_timestamps(tmp_path: Path) -> None:

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from factories import audio_summary, make_video, read_video
 from rtseg.cli import main
 from rtseg.errors import SourceStalledError
 from rtseg.realtime.sources import VideoSource, open_source
+
+from factories import audio_summary, make_video, read_video
 
 pytestmark = pytest.mark.timeout(30)
 

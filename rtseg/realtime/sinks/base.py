@@ -21,7 +21,7 @@ class Sink:
     def close(self) -> None:
         """Finalize the output. Safe to call twice."""
 
-    def __enter__(self) -> "Sink":
+    def __enter__(self) -> Sink:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Iterator
+from typing import Any
 
 from rtseg.realtime.frame import Frame
 
@@ -49,7 +50,7 @@ class Source:
         """Units of input that could not be decoded and were skipped (corrupt packets)."""
         return 0
 
-    def __enter__(self) -> "Source":
+    def __enter__(self) -> Source:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -6,7 +6,8 @@ import contextlib
 import threading
 import time
 import zlib
-from typing import Iterator, Protocol
+from collections.abc import Iterator
+from typing import Protocol
 
 import cv2
 import numpy as np
