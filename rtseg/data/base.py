@@ -122,6 +122,13 @@ def check_labels(mask: np.ndarray, num_classes: int, ignore_index: int, source: 
                            f"or {ignore_index} (ignored)")
 
 
+def blank_label_map(source: str, declared: tuple[int, int], height: int, width: int) -> np.ndarray:
+    """Zeros of the image's size, after checking the (height, width) an annotation file declares."""
+    if tuple(declared) != (height, width):
+        raise DatasetError(f"{source}: annotation says {declared[1]}x{declared[0]} but the image is {width}x{height}")
+    return np.zeros((height, width), np.uint8)
+
+
 def split_dir(root: Path, split: str) -> Path:
     """``root/split`` when it exists, else ``root`` itself (with a warning)."""
     if (root / split).is_dir():

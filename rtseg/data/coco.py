@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from rtseg.data.base import DEFAULT_IGNORE, DatasetError, Sample, SegmentationDataset, load_json
+from rtseg.data.base import DEFAULT_IGNORE, DatasetError, Sample, SegmentationDataset, blank_label_map, load_json
 from rtseg.data.rle import rle_to_mask
 
 
@@ -64,11 +64,8 @@ def _find_image(ann_file: Path, file_name: str, split: str) -> Path:
 def _coco_rasteriser(ann_file: Path, info: dict, anns: list[dict],
                      cat_index: dict[int, int]) -> Callable[[int, int], np.ndarray]:
     def rasterise(height: int, width: int) -> np.ndarray:
-        want = (info.get("height", height), info.get("width", width))
-        if want != (height, width):
-            raise DatasetError(f"{ann_file}: image {info['file_name']} is {width}x{height} but the JSON "
-                               f"says {want[1]}x{want[0]}")
-        mask = np.zeros((height, width), np.uint8)
+        declared = (info.get("height", height), info.get("width", width))
+        mask = blank_label_map(f"{ann_file} ({info['file_name']})", declared, height, width)
         for ann in anns:
             value = cat_index[ann["category_id"]]
             seg = ann.get("segmentation")

@@ -14,6 +14,7 @@ from rtseg.data.base import (
     DatasetError,
     Sample,
     SegmentationDataset,
+    blank_label_map,
     load_json,
     read_classes,
     split_dir,
@@ -54,11 +55,8 @@ def labelme(root: Path, split: str, **kwargs) -> SegmentationDataset:
 
 def _labelme_rasteriser(path: Path, doc: dict, index: dict[str, int]) -> Callable[[int, int], np.ndarray]:
     def rasterise(height: int, width: int) -> np.ndarray:
-        want = (doc.get("imageHeight", height), doc.get("imageWidth", width))
-        if want != (height, width):
-            raise DatasetError(f"{path}: imageHeight/imageWidth {want[0]}x{want[1]} differ from the image's "
-                               f"{height}x{width}")
-        mask = np.zeros((height, width), np.uint8)
+        declared = (doc.get("imageHeight", height), doc.get("imageWidth", width))
+        mask = blank_label_map(str(path), declared, height, width)
         for shape in doc.get("shapes", []):
             value = DEFAULT_IGNORE if shape["label"] == "__ignore__" else index[shape["label"]]
             points = np.asarray(shape.get("points", []), np.float64)

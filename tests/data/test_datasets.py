@@ -107,6 +107,21 @@ def _unknown_coco_category(root: Path) -> str:
     return f"coco:{root / 'c.json'}"
 
 
+def _labelme_size_mismatch(root: Path) -> str:
+    ds = root / "lm"
+    write_image(ds / "a.png", 24, 32)
+    (ds / "a.json").write_text(json.dumps(labelme_doc("a.png", [], height=20, width=32)))
+    return f"labelme:{ds}"
+
+
+def _coco_size_mismatch(root: Path) -> str:
+    write_image(root / "x.png", 24, 32)
+    doc = {"images": [{"id": 1, "file_name": "x.png", "height": 24, "width": 40}],
+           "categories": [{"id": 1, "name": "a"}], "annotations": []}
+    (root / "c.json").write_text(json.dumps(doc))
+    return f"coco:{root / 'c.json'}"
+
+
 def _missing_list(root: Path) -> str:
     (root / "cv").mkdir()
     return f"camvid:{root / 'cv'}"
@@ -118,6 +133,8 @@ def _missing_list(root: Path) -> str:
     (_unknown_mask_label, r"a\.png: unknown label value\(s\) \[7\]"),
     (_unknown_labelme_label, r"a\.json: unknown label 'boat'"),
     (_unknown_coco_category, r"c\.json: annotation 9 has unknown category_id 5"),
+    (_labelme_size_mismatch, r"a\.json: annotation says 32x20 but the image is 32x24"),
+    (_coco_size_mismatch, r"c\.json \(x\.png\): annotation says 40x24 but the image is 32x24"),
     (_missing_list, r"train\.txt not found"),
 ])
 def test_clear_errors(tmp_path, make, message):
