@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="resume from PATH, or from OUT/checkpoint.pth when given alone")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast on the CPU (fast on AVX512-BF16/AMX)")
+    p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                   help="keep an EMA of the weights (e.g. 0.999); validation and model_best use it")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--workers", type=int, default=0, help="data-loader processes")
     p.add_argument("--cache", action="store_true", help="keep decoded frames in memory")

@@ -80,15 +80,19 @@ def evaluate(model: nn.Module, loader, device: torch.device, num_classes: int,
 
 def train_one_epoch(model: nn.Module, loss_fn: nn.Module, optimizer, scheduler, loader,
                     device: torch.device, epoch: int, scaler=None, max_steps: int | None = None,
-                    progress: bool = True) -> float:
-    """One pass over ``loader``; returns the mean training loss."""
+                    progress: bool = True, amp_dtype: torch.dtype | None = None, ema=None) -> float:
+    """One pass over ``loader``; returns the mean training loss.
+
+    ``amp_dtype``: autocast dtype (float16 on CUDA with ``scaler``, bfloat16 on CPU), None for fp32.
+    ``ema``: an ``AveragedModel`` updated after every step.
+    """
     model.train()
     total, steps = 0.0, 0
     bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not progress, **_tqdm_kw())
     for image, target in bar:
         image, target = image.to(device, non_blocking=True), target.to(device, non_blocking=True)
-        with torch.autocast(device.type, enabled=scaler is not None):
-            loss = loss_fn(model(image), target)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            loss = loss_fn(model(image).float(), target)
         if not torch.isfinite(loss):
             raise RtsegError(f"training diverged at epoch {epoch} (loss {loss.item()}); lower --lr")
         optimizer.zero_grad(set_to_none=True)
@@ -100,6 +104,8 @@ def train_one_epoch(model: nn.Module, loss_fn: nn.Module, optimizer, scheduler, 
             loss.backward()
             optimizer.step()
         scheduler.step()
+        if ema is not None:
+            ema.update_parameters(model)
         total += loss.item()
         steps += 1
         bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
@@ -145,6 +151,8 @@ def main(args: argparse.Namespace) -> dict:
     steps_per_epoch = min(len(loader), args.max_steps or len(loader))
     scheduler = make_scheduler(optimizer, args, steps_per_epoch)
     scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" and not args.no_amp else None
+    amp_dtype = torch.float16 if scaler is not None else (torch.bfloat16 if args.bf16 and device.type == "cpu" else None)
+    ema = make_ema(model, args.ema) if args.ema else None
 
     start_epoch, best = 1, -1.0
     resume = _resume_path(args.resume, out)
@@ -156,6 +164,10 @@ def main(args: argparse.Namespace) -> dict:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
+        if ema is not None:
+            if not ckpt.get("ema"):
+                raise RtsegError(f"--resume {resume}: checkpoint has no EMA weights; resume without --ema")
+            ema.load_state_dict(ckpt["ema"])
         if scaler is not None and ckpt.get("scaler"):
             scaler.load_state_dict(ckpt["scaler"])
         start_epoch, best = ckpt["epoch"] + 1, ckpt.get("best_miou", -1.0)
@@ -177,12 +189,13 @@ def main(args: argparse.Namespace) -> dict:
         t0 = time.perf_counter()
         np.random.seed(args.seed + epoch)
         train_loss = train_one_epoch(model, loss_fn, optimizer, scheduler, loader, device, epoch,
-                                     scaler, args.max_steps, progress)
+                                     scaler, args.max_steps, progress, amp_dtype, ema)
+        scored = ema.module if ema is not None else model
         row = {"epoch": epoch, "lr": f"{optimizer.param_groups[0]['lr']:.6g}",
                "train_loss": f"{train_loss:.5f}", "val_loss": "", "val_miou": "", "val_pixel_acc": ""}
         improved = False
         if val_loader is not None and (epoch % args.val_every == 0 or epoch == args.epochs):
-            cm, val_loss = evaluate(model, val_loader, device, num_classes, loss_fn, progress)
+            cm, val_loss = evaluate(scored, val_loader, device, num_classes, loss_fn, progress)
             miou = cm.miou()
             row.update(val_loss=f"{val_loss:.5f}", val_miou=f"{miou:.5f}", val_pixel_acc=f"{cm.pixel_accuracy():.5f}")
             improved = miou > best
@@ -191,12 +204,13 @@ def main(args: argparse.Namespace) -> dict:
         rows.append(row)
         ckpt = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
+                "ema": ema.state_dict() if ema is not None else None,
                 "epoch": epoch, "args": vars(args), "best_miou": best,
                 "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
                         "loader": generator.get_state()}, **meta}
         _atomic_save(ckpt, out / "checkpoint.pth")
         if improved or val_loader is None:
-            _atomic_save({"model": model.state_dict(), "epoch": epoch, "val_miou": best,
+            _atomic_save({"model": scored.state_dict(), "epoch": epoch, "val_miou": best,
                           "args": vars(args), **meta}, out / "model_best.pth")
         _write_rows(out / "metrics.csv", rows)
         plot_history(rows, out / "history.png")
@@ -233,6 +247,14 @@ def make_scheduler(optimizer, args: argparse.Namespace, steps_per_epoch: int):
         return (1 - t) ** 0.9
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def make_ema(model: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
+    """Exponential moving average of the weights (and BatchNorm buffers), updated every step."""
+    if not 0.0 < decay < 1.0:
+        raise RtsegError(f"--ema must be between 0 and 1 (exclusive), got {decay}")
+    return torch.optim.swa_utils.AveragedModel(
+        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def pick_device(name: str) -> torch.device:
