@@ -21,3 +21,23 @@ class ModelError(RtsegError):
 
 class SinkError(RtsegError):
     """An output (video file, mask folder, stats file) cannot be written."""
+
+
+MAX_MESSAGE = 300
+
+
+def first_line(exc: BaseException, limit: int = MAX_MESSAGE) -> str:
+    """The first non-empty line of an exception's message, capped at ``limit`` characters.
+
+    Uses ``strerror`` when the exception has one (OSError, PyAV's FFmpegError: the text
+    without the errno prefix and repeated file name), drops onnxruntime's ``[ONNXRuntimeError]``
+    prefix, and falls back to the exception's type name for an empty message.
+
+    Example:
+        >>> first_line(ValueError("bad value\\nmore detail"))
+        'bad value'
+    """
+    text = getattr(exc, "strerror", None) or str(exc)
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    line = lines[0].replace("[ONNXRuntimeError] : ", "").rstrip(":") if lines else type(exc).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."

@@ -18,7 +18,7 @@ from pathlib import Path
 from torch import nn
 
 from rtseg.contract import CAMVID_CLASSES, CAMVID_PALETTE, IMAGENET_MEAN, IMAGENET_STD, ModelInfo, default_palette
-from rtseg.errors import ModelError
+from rtseg.errors import ModelError, first_line
 from rtseg.export import registry, torchvision_models
 from rtseg.export import weights as weights_mod
 
@@ -107,8 +107,7 @@ def build_checkpoint(path: Path) -> BuiltModel:
     try:
         ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path}: cannot load as a weights-only checkpoint ({first})") from None
+        raise ModelError(f"{path}: cannot load as a weights-only checkpoint ({first_line(exc)})") from None
     if not isinstance(ckpt, dict) or "arch" not in ckpt or "model" not in ckpt:
         raise ModelError(f"{path}: not an rtseg training checkpoint (no 'arch'/'model'); "
                          f"give an architecture name and --weights {path}")

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from rtseg.contract import ModelInfo
-from rtseg.errors import ModelError, RtsegError
+from rtseg.errors import ModelError, RtsegError, first_line
 from rtseg.export import frames as frames_mod
 
 log = logging.getLogger(__name__)
@@ -91,8 +91,7 @@ def step(name: str) -> Callable:
             except RtsegError:
                 raise
             except Exception as exc:  # noqa: BLE001 - any library failure becomes one line
-                msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                raise ExportError(f"export step '{name}' failed: {type(exc).__name__}: {msg}") from exc
+                raise ExportError(f"export step '{name}' failed: {type(exc).__name__}: {first_line(exc)}") from exc
             if isinstance(out, Path) and (not out.is_file() or out.stat().st_size == 0):
                 raise ExportError(f"export step '{name}' produced no file at {out}")
             log.debug("%s: %.2f s", name, time.perf_counter() - t0)
@@ -251,13 +250,9 @@ def ort_session(path: str | Path, threads: int = 0, with_logits: bool = False):
     as a second output (so label-map graphs can be compared on logits too)."""
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    if threads:
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-    # no busy-waiting workers: they would steal the cores from anything measured next
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    from rtseg.realtime.session import session_options
+
+    opts = session_options(threads)
     source: str | bytes = str(path)
     if with_logits:
         import onnx

@@ -11,7 +11,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from rtseg.errors import RtsegError
+from rtseg.errors import RtsegError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -62,16 +62,15 @@ def onnx_rows(paths: list[Path]) -> list[tuple[str, ...]]:
     import onnxruntime as ort
 
     from rtseg.contract import ModelInfo
+    from rtseg.realtime.session import session_options
 
     rows = []
     for path in paths:
         try:
-            opts = ort.SessionOptions()
-            opts.log_severity_level = 3
-            session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
             info, _ = ModelInfo.from_metadata(session.get_modelmeta().custom_metadata_map, name=path.stem)
         except Exception as exc:  # noqa: BLE001 - one unreadable file must not hide the others
-            rows.append((str(path), "?", f"unreadable: {str(exc).splitlines()[0][:60]}", "", "", ""))
+            rows.append((str(path), "?", f"unreadable: {first_line(exc, 60)}", "", "", ""))
             continue
         rows.append((str(path), info.name, _classes(info.classes), _size(info.input_size), info.output,
                      info.extra.get("precision", "?")))

@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from rtseg.contract import CAMVID_CLASSES, CAMVID_PALETTE, IMAGENET_MEAN, IMAGENET_STD, ModelInfo, default_palette
-from rtseg.errors import ModelError
+from rtseg.errors import ModelError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def load_spec(path: str | os.PathLike) -> ModelSpec:
     except OSError as exc:
         raise ModelError(f"{path}: cannot read ({exc.strerror})") from None
     except yaml.YAMLError as exc:
-        raise ModelError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
+        raise ModelError(f"{path}: invalid YAML ({first_line(exc)})") from None
     return parse_spec(data, path)
 
 

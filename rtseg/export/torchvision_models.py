@@ -11,7 +11,7 @@ import logging
 import torch
 from torch import nn
 
-from rtseg.errors import ModelError
+from rtseg.errors import ModelError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def build_torchvision(name: str, num_classes: int, weights: str | None = None) -
             model = builder(weights=enum)
         except Exception as exc:  # noqa: BLE001 - network / hash errors from torch.hub
             raise ModelError(f"cannot fetch torchvision weights {enum} ({type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0] if str(exc) else ''}); put the file in "
+                             f"{first_line(exc)}); put the file in "
                              f"$TORCH_HOME/hub/checkpoints or use a local --weights path") from None
     else:
         model = builder(weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False)

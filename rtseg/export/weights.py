@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rtseg.cache import weights_dir
-from rtseg.errors import ModelError
+from rtseg.errors import ModelError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +110,7 @@ def load_state_dict(path: str | os.PathLike, sha256: str | None = None) -> dict[
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - UnpicklingError for unsafe pickles, others for junk
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path}: cannot load as a weights-only checkpoint ({first})") from None
+        raise ModelError(f"{path}: cannot load as a weights-only checkpoint ({first_line(exc)})") from None
     return _unwrap(obj, path)
 
 

@@ -7,7 +7,6 @@ tested and timed; :meth:`OnnxEngine.segment` records the three timings on a Fram
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import time
@@ -22,12 +21,12 @@ from rtseg.contract import ModelInfo
 from rtseg.errors import ModelError
 from rtseg.realtime.frame import Frame
 from rtseg.realtime.preprocess import preprocess
+from rtseg.realtime.session import create_session
 
 log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEVICES = ("auto", "cpu", "cuda")
-CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
 
 
 class Engine(Protocol):
@@ -88,49 +87,6 @@ def load_model(model: str | os.PathLike | None = None, *, device: str = "auto",
                              "or give a path to an .onnx file")
         raise ModelError(f"model file not found: {name}")
     return OnnxEngine(path, device=device, threads=threads)
-
-
-def cuda_driver_present() -> bool:
-    """True when the NVIDIA driver library loads (cheap check before trying the CUDA provider)."""
-    for lib in ("libcuda.so.1", "nvcuda.dll", "libcuda.dylib"):
-        try:
-            ctypes.CDLL(lib)
-            return True
-        except OSError:
-            continue
-    return False
-
-
-def create_session(path: Path, device: str = "auto", threads: int | None = None):
-    """An onnxruntime session on the requested device; raises ModelError when it can't be had."""
-    import onnxruntime as ort
-
-    ort.set_default_logger_severity(3)  # errors only; we report provider choice ourselves
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.inter_op_num_threads = 1
-    if threads:
-        options.intra_op_num_threads = threads
-    # Spinning worker threads would steal the cores that decode, render and encode need.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    want_cuda = device == "cuda" or (device == "auto" and CUDA in ort.get_available_providers()
-                                     and cuda_driver_present())
-    if device == "cuda" and CUDA not in ort.get_available_providers():
-        raise ModelError("--device cuda: this onnxruntime build has no CUDA provider "
-                         "(install onnxruntime-gpu)")
-    providers = [CUDA, CPU] if want_cuda else [CPU]
-    try:
-        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
-    except Exception as exc:  # onnxruntime raises its own pybind exception types
-        raise ModelError(f"cannot load model {path}: {_first_line(exc)}") from None
-    granted = session.get_providers()
-    if device == "cuda" and CUDA not in granted:
-        raise ModelError("--device cuda: onnxruntime could not start its CUDA provider "
-                         "(no NVIDIA driver, or CUDA/cuDNN libraries missing); use --device cpu")
-    if want_cuda and CUDA not in granted:
-        log.warning("CUDA provider unavailable, running on the CPU")
-    return session
 
 
 class OnnxEngine:
@@ -270,7 +226,3 @@ def _static_classes(shape: list) -> int | None:
 def _round_size(size: tuple[int, int], multiple: int = 32) -> tuple[int, int]:
     return tuple(max(multiple, int(round(s / multiple)) * multiple) for s in size)  # type: ignore[return-value]
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text.replace("[ONNXRuntimeError] : ", "")[:300]

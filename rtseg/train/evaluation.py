@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from rtseg.data import EvalPreset, SegmentationDataset, open_dataset
-from rtseg.errors import ModelError, RtsegError
+from rtseg.errors import ModelError, RtsegError, first_line
 from rtseg.models import build_model
 from rtseg.train.metrics import ConfusionMatrix, plot_confusion
 
@@ -31,7 +31,7 @@ def load_checkpoint_model(path: Path) -> tuple[torch.nn.Module, dict]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - corrupt/foreign files raise many kinds
-        raise ModelError(f"cannot load checkpoint {path}: {str(exc).splitlines()[0]}") from None
+        raise ModelError(f"cannot load checkpoint {path}: {first_line(exc)}") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt or "arch" not in ckpt:
         raise ModelError(f"{path}: not an rtseg training checkpoint (no 'model'/'arch')")
     model = build_model(ckpt["arch"], ckpt["num_classes"])

@@ -151,7 +151,8 @@ def main(args: argparse.Namespace) -> dict:
     steps_per_epoch = min(len(loader), args.max_steps or len(loader))
     scheduler = make_scheduler(optimizer, args, steps_per_epoch)
     scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" and not args.no_amp else None
-    amp_dtype = torch.float16 if scaler is not None else (torch.bfloat16 if args.bf16 and device.type == "cpu" else None)
+    cpu_bf16 = args.bf16 and device.type == "cpu"
+    amp_dtype = torch.float16 if scaler is not None else (torch.bfloat16 if cpu_bf16 else None)
     ema = make_ema(model, args.ema) if args.ema else None
 
     start_epoch, best = 1, -1.0

@@ -100,7 +100,7 @@ def test_malformed_metadata_is_refused(tmp_path: Path) -> None:
 def test_device_cuda_without_cuda_is_an_error_not_a_fallback(channel_model: Path) -> None:
     import onnxruntime as ort
 
-    from rtseg.realtime.engine import cuda_driver_present
+    from rtseg.realtime.session import cuda_driver_present
 
     if "CUDAExecutionProvider" in ort.get_available_providers() and cuda_driver_present():
         pytest.skip("this machine has a usable CUDA provider")

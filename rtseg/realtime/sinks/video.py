@@ -18,7 +18,7 @@ import av
 import cv2
 import numpy as np
 
-from rtseg.errors import SinkError
+from rtseg.errors import SinkError, first_line
 from rtseg.realtime.frame import Frame
 from rtseg.realtime.sinks.base import Sink, prepare_output_file
 
@@ -97,7 +97,7 @@ class VideoFileSink(Sink):
                 except (av.FFmpegError, ValueError) as exc:
                     log.warning("audio stream %d not copied into %s: %s", template.index, self.path.name, exc)
         except (av.FFmpegError, OSError) as exc:
-            raise SinkError(f"cannot create video {self.path}: {_describe(exc)}") from None
+            raise SinkError(f"cannot create video {self.path}: {first_line(exc)}") from None
         self._size = (stream.width, stream.height)
 
     def write(self, frame: Frame, image: np.ndarray) -> None:
@@ -118,7 +118,7 @@ class VideoFileSink(Sink):
                     self._container.mux(packet)
         except (av.FFmpegError, OSError) as exc:
             self._write_failed = True
-            raise SinkError(f"writing {self.path} failed: {_describe(exc)}") from None
+            raise SinkError(f"writing {self.path} failed: {first_line(exc)}") from None
         self.frames_written += 1
 
     def _fit(self, image: np.ndarray) -> np.ndarray:
@@ -163,8 +163,5 @@ class VideoFileSink(Sink):
         if self.fixed_timestamps:
             log.warning("%d frames had non-increasing timestamps and were nudged forward", self.fixed_timestamps)
         if error is not None and not self._write_failed:
-            raise SinkError(f"finalizing {self.path} failed: {_describe(error)}")
+            raise SinkError(f"finalizing {self.path} failed: {first_line(error)}")
 
-
-def _describe(exc: BaseException) -> str:
-    return (getattr(exc, "strerror", None) or str(exc)).strip()

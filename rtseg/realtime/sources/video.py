@@ -10,7 +10,7 @@ from pathlib import Path
 
 import av
 
-from rtseg.errors import SourceError, SourceStalledError
+from rtseg.errors import SourceError, SourceStalledError, first_line
 from rtseg.realtime.frame import Frame
 from rtseg.realtime.sources.base import DEFAULT_MAX_PIXELS, Source, SourceInfo, check_pixel_cap
 
@@ -65,7 +65,7 @@ class VideoSource(Source):
         except av.ExitError:
             raise SourceStalledError(f"{spec}: no answer within {timeout:.0f} s") from None
         except (av.FFmpegError, OSError) as exc:
-            raise SourceError(f"cannot open video {spec}: {_describe(exc)}") from None
+            raise SourceError(f"cannot open video {spec}: {first_line(exc)}") from None
         try:
             if not self._container.streams.video:
                 raise SourceError(f"{spec}: no video stream found")
@@ -149,8 +149,8 @@ class VideoSource(Source):
                 return
             except av.FFmpegError as exc:
                 if self.live:
-                    raise SourceError(f"{self._spec}: read failed: {_describe(exc)}") from None
-                log.warning("%s: demuxing stopped early: %s", self._spec, _describe(exc))
+                    raise SourceError(f"{self._spec}: read failed: {first_line(exc)}") from None
+                log.warning("%s: demuxing stopped early: %s", self._spec, first_line(exc))
                 self._skipped += 1
                 return
             yield packet
@@ -172,8 +172,3 @@ def _check_readable_file(path: str) -> None:
     if p.stat().st_size == 0:
         raise SourceError(f"file is empty (0 bytes): {path}")
 
-
-def _describe(exc: BaseException) -> str:
-    """FFmpeg's message without PyAV's errno prefix and file name repetition."""
-    text = getattr(exc, "strerror", None) or str(exc)
-    return text.strip().rstrip(":")
