@@ -1,4 +1,4 @@
-"""Inference engines: one thin class over an onnxruntime session, plus the built-in Otsu method.
+"""Inference engines: one thin class over an onnxruntime session; model names resolved to files.
 
 An engine turns a BGR uint8 image into a uint8 label map of the same height and width.
 Pre-processing, the session run and post-processing are separate functions so each can be
@@ -17,17 +17,16 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from rtseg.assets import DEFAULT_MODEL, builtin_model_files
 from rtseg.contract import ModelInfo
 from rtseg.errors import ModelError
+from rtseg.onnx_safety import check_external_data
 from rtseg.realtime.frame import Frame
+from rtseg.realtime.otsu import OtsuEngine
 from rtseg.realtime.preprocess import preprocess
-from rtseg.realtime.session import create_session
+from rtseg.realtime.session import DEVICES, create_session
 
 log = logging.getLogger(__name__)
-
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-DEVICES = ("auto", "cpu", "cuda")
-
 
 class Engine(Protocol):
     """What the pipeline needs from a model."""
@@ -41,8 +40,8 @@ class Engine(Protocol):
 
 def builtin_models() -> dict[str, str]:
     """Built-in model names -> description (ONNX files shipped in the package, and 'otsu')."""
-    models = {p.stem: str(p) for p in sorted(ASSETS.glob("*.onnx"))}
-    models["otsu"] = "Otsu foreground/background thresholding (no weights)"
+    models = {name: str(path) for name, path in builtin_model_files().items()}
+    models["otsu"] = OtsuEngine.description
     return models
 
 
@@ -50,15 +49,16 @@ def resolve_model_path(name: str) -> Path:
     """A built-in name, a name exported into the cache (``rtseg export``), or a path."""
     from rtseg.cache import models_dir
 
-    for candidate in (ASSETS / f"{name}.onnx", models_dir() / f"{name}.onnx"):
-        if "/" not in name and os.sep not in name and candidate.exists():
-            return candidate
+    if "/" not in name and os.sep not in name:
+        for candidate in (builtin_model_files().get(name), models_dir() / f"{name}.onnx"):
+            if candidate is not None and candidate.exists():
+                return candidate
     return Path(name)
 
 
 def default_model_name() -> str:
     """The road model when it ships with the package, else the weight-free Otsu method."""
-    return "camvid-road" if (ASSETS / "camvid-road.onnx").exists() else "otsu"
+    return DEFAULT_MODEL if DEFAULT_MODEL in builtin_model_files() else "otsu"
 
 
 def load_model(model: str | os.PathLike | None = None, *, device: str = "auto",
@@ -99,6 +99,7 @@ class OnnxEngine:
 
     def __init__(self, path: str | os.PathLike, *, device: str = "auto", threads: int | None = None) -> None:
         self.path = Path(path)
+        check_external_data(self.path)
         self.session = create_session(self.path, device, threads)
         self.provider = self.session.get_providers()[0]
         meta = self.session.get_modelmeta().custom_metadata_map
@@ -170,32 +171,6 @@ class OnnxEngine:
         frame.labels = self.postprocess(output, frame.image.shape[:2])
         t3 = time.perf_counter()
         frame.timings.update(preprocess=t1 - t0, infer=t2 - t1, postprocess=t3 - t2)
-
-
-class OtsuEngine:
-    """Foreground/background by Otsu's threshold on a blurred grey image (no weights).
-
-    The smaller of the two regions is called foreground (label 1).
-    """
-
-    provider = "opencv"
-
-    def __init__(self) -> None:
-        self.info = ModelInfo(name="otsu", classes=("background", "foreground"),
-                              palette=((0, 0, 0), (255, 64, 64)), output="labels",
-                              source="built-in Otsu thresholding", license="Apache-2.0")
-
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        grey = cv2.GaussianBlur(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), (5, 5), 0)
-        _, mask = cv2.threshold(grey, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-        if np.count_nonzero(mask) * 2 > mask.size:
-            mask = 1 - mask
-        return mask
-
-    def segment(self, frame: Frame) -> None:
-        t0 = time.perf_counter()
-        frame.labels = self(frame.image)
-        frame.timings["infer"] = time.perf_counter() - t0
 
 
 def _check_input_shape(path: Path, shape: list) -> tuple[int, int] | None:

@@ -3,82 +3,50 @@
     capture thread --q_in--> inference thread --q_out--> render thread (render + sinks)
 
 The caller's thread supervises: it updates the progress bar, watches live sources for
-stalls, turns the first Ctrl-C into a drain (stop reading, finish the frames in flight,
-finalize the outputs) and a second Ctrl-C into an immediate stop. The first exception in
-any worker stops all of them and is re-raised in the caller's thread.
+stalls (the one stall detector), and turns SIGINT, SIGTERM and SIGHUP into a drain (stop
+reading, finish the frames in flight, finalize the outputs) and a second signal into a
+hard stop, both through the run's :class:`~rtseg.realtime.controls.Controls`. The first
+exception in any worker hard-stops all of them and is re-raised in the caller's thread.
 
 Live sources (cameras, streams) use queues of one slot that drop their oldest frame, so
 inference always works on the newest frame; files use small blocking queues, so every
 frame comes out. The capture thread is a daemon because a camera read can block forever
-inside a driver; the other two always finish within one step of the stop event and are
-joined.
+inside a driver; the other two always finish within one step of a stop and are joined.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import queue
+import signal
+import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 
 from rtseg.errors import RtsegError, SourceStalledError
 from rtseg.realtime import queues
+from rtseg.realtime.controls import Controls
 from rtseg.realtime.engine import Engine
-from rtseg.realtime.frame import Frame
+from rtseg.realtime.options import SourceOptions
 from rtseg.realtime.render import Renderer
 from rtseg.realtime.sinks import Sink
 from rtseg.realtime.sources import Source
-from rtseg.realtime.timing import Ema, RateMeter
+from rtseg.realtime.stats import PipelineStats
 
 log = logging.getLogger(__name__)
 
 FILE_QUEUE_SIZE = 4
 FIRST_FRAME_TIMEOUT = 5.0
+DRAIN_TIMEOUT = 2.5
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 class PipelineError(RtsegError):
     """A pipeline stage failed with an unexpected exception (the cause is chained)."""
-
-
-@dataclass
-class PipelineStats:
-    """Counters and meters, written by the workers and read by the HUD and the summary."""
-
-    captured: int = 0
-    dropped: int = 0
-    written: int = 0
-    skipped: int = 0
-    interrupted: bool = False
-    started: float = field(default_factory=time.perf_counter)
-    finished: float | None = None
-    last_capture: float | None = None
-    capture_rate: RateMeter = field(default_factory=RateMeter)
-    infer_rate: RateMeter = field(default_factory=RateMeter)
-    render_rate: RateMeter = field(default_factory=RateMeter)
-    latency: Ema = field(default_factory=Ema)
-    stage_seconds: dict[str, float] = field(default_factory=dict)
-
-    def add_timings(self, frame: Frame) -> None:
-        for stage, seconds in frame.timings.items():
-            self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
-
-    @property
-    def elapsed(self) -> float:
-        return (self.finished or time.perf_counter()) - self.started
-
-    def summary(self) -> dict:
-        """Totals for the end-of-run report (per-stage means in ms)."""
-        n = max(1, self.written)
-        return {
-            "frames_in": self.captured, "frames_out": self.written, "dropped": self.dropped,
-            "skipped_packets": self.skipped, "seconds": round(self.elapsed, 3),
-            "fps": round(self.written / self.elapsed, 2) if self.elapsed > 0 else 0.0,
-            "stage_ms": {k: round(v * 1000 / n, 2) for k, v in self.stage_seconds.items()},
-            "interrupted": self.interrupted,
-        }
 
 
 class Pipeline:
@@ -89,27 +57,29 @@ class Pipeline:
         engine: sets ``frame.labels``.
         renderer: turns a segmented frame into the displayed/written image.
         sinks: receive ``(frame, image)`` in order, on the render thread; closed at the end.
-        stop_request: set by anyone (e.g. the window's q key) to drain and finish.
+        controls: pause and stop requests (default: the renderer's).
+        stats: where every stage counts (pass one in to read it live, e.g. from a HUD).
         stall_timeout: a live source with no new frame for this long is an error.
-        drain_timeout: after Ctrl-C, how long in-flight frames may take before a hard stop.
+        drain_timeout: after a stop request, how long in-flight frames may take before a hard stop.
         progress: a callable ``(stats) -> None`` called about 10 times a second, e.g. a bar.
         yield_to_inference: run the capture and render threads (and the decoder/encoder
             threads they start) at a lower OS priority, so that when cores are scarce the
-            model gets them first and decoding/encoding fill the gaps (Linux; no-op elsewhere).
-        stats: where to count (pass one in to read it live, e.g. from a HUD).
+            model gets them first (Linux; no-op elsewhere).
+        handle_signals: route SIGINT/SIGTERM/SIGHUP to ``controls`` while running (only
+            from the main thread).
 
     Example:
         >>> stats = Pipeline(source, engine, renderer, [sink]).run()  # doctest: +SKIP
     """
 
     def __init__(self, source: Source, engine: Engine, renderer: Renderer, sinks: Sequence[Sink], *,
-                 stop_request: threading.Event | None = None, stall_timeout: float = 2.0,
-                 drain_timeout: float = 2.5, queue_size: int = FILE_QUEUE_SIZE,
-                 progress: Callable[[PipelineStats], None] | None = None,
-                 yield_to_inference: bool = True, stats: PipelineStats | None = None) -> None:
+                 controls: Controls | None = None, stats: PipelineStats | None = None,
+                 stall_timeout: float = SourceOptions.stall_timeout, drain_timeout: float = DRAIN_TIMEOUT,
+                 queue_size: int = FILE_QUEUE_SIZE, progress: Callable[[PipelineStats], None] | None = None,
+                 yield_to_inference: bool = True, handle_signals: bool = True) -> None:
         self.source, self.engine, self.renderer, self.sinks = source, engine, renderer, list(sinks)
-        self.stop_request = stop_request or threading.Event()  # drain: stop reading, finish in-flight
-        self.stop = threading.Event()  # hard stop: every thread returns now
+        self.controls = controls or renderer.controls
+        self.stats = stats or PipelineStats()
         self.stall_timeout, self.drain_timeout = stall_timeout, drain_timeout
         self.policy = "latest" if source.live else "block"
         size = 1 if source.live else queue_size
@@ -117,7 +87,7 @@ class Pipeline:
         self.q_out: queue.Queue = queue.Queue(maxsize=size)
         self.progress = progress
         self.yield_to_inference = yield_to_inference
-        self.stats = stats or PipelineStats()
+        self.handle_signals = handle_signals
         self._error: tuple[str, BaseException] | None = None
         self._error_lock = threading.Lock()
         self._rendered_all = threading.Event()
@@ -128,40 +98,28 @@ class Pipeline:
 
         Raises:
             RtsegError: a stage failed or a live source stalled (the pipeline is stopped first).
-            KeyboardInterrupt: on a second Ctrl-C, after a hard stop.
         """
         threads = [
             threading.Thread(target=self._guard, args=("capture", self._capture), name="rtseg-capture", daemon=True),
             threading.Thread(target=self._guard, args=("inference", self._infer), name="rtseg-inference"),
             threading.Thread(target=self._guard, args=("render", self._render), name="rtseg-render"),
         ]
-        for thread in threads:
-            thread.start()
-        try:
+        signals = _signals_to(self.controls, self.stats) if self.handle_signals else contextlib.nullcontext()
+        with signals:
+            for thread in threads:
+                thread.start()
             try:
-                self._supervise(until=lambda: self._rendered_all.is_set() or self.stop.is_set())
-            except KeyboardInterrupt:
-                self.stats.interrupted = True
-                log.info("interrupted: finishing the frames in flight (Ctrl-C again to stop at once)")
-                self.stop_request.set()
-                deadline = time.perf_counter() + self.drain_timeout
-                try:
-                    self._supervise(until=lambda: self._rendered_all.is_set() or self.stop.is_set()
-                                    or time.perf_counter() > deadline)
-                except KeyboardInterrupt:
-                    self.stop.set()
-                    self._join(threads, timeout=0.5)
-                    raise
-        finally:
-            self.stop.set()
-            self.source.interrupt()
-            self._join(threads, timeout=max(2.0, self.drain_timeout))
-            if not threads[0].is_alive():  # the sinks are done with the source's packets too
-                self.source.close()
-            self.stats.finished = time.perf_counter()
-            self.stats.skipped = self.source.skipped
-            if self.progress is not None:
-                self.progress(self.stats)
+                self._supervise()
+            finally:
+                if any(t.is_alive() for t in threads):
+                    self.controls.force_stop("shutdown")
+                self.source.interrupt()
+                self._join(threads, timeout=max(2.0, self.drain_timeout))
+                if not threads[0].is_alive():  # the sinks are done with the source's packets too
+                    self.source.close()
+                self.stats.finish(self.source.skipped, self.controls.stop_reason)
+                if self.progress is not None:
+                    self.progress(self.stats)
         if self._error is not None:
             stage, exc = self._error
             if isinstance(exc, RtsegError):
@@ -169,17 +127,23 @@ class Pipeline:
             raise PipelineError(f"{stage} stage failed: {type(exc).__name__}: {exc}") from exc
         return self.stats
 
-    def _supervise(self, until: Callable[[], bool]) -> None:
-        while not until():
+    def _supervise(self) -> None:
+        drain_deadline: float | None = None
+        while not (self._rendered_all.is_set() or self.controls.forced.is_set()):
             self._rendered_all.wait(0.1)
-            if self.stop_request.is_set() or self.stop.is_set():
+            if self.controls.draining.is_set():
                 self.source.interrupt()
+                now = time.perf_counter()
+                drain_deadline = drain_deadline or now + self.drain_timeout
+                if now > drain_deadline:
+                    log.warning("frames in flight did not finish within %.1f s; stopping now", self.drain_timeout)
+                    self.controls.force_stop("drain timeout")
             if self.progress is not None:
                 self.progress(self.stats)
             self._check_stall()
 
     def _check_stall(self) -> None:
-        if not self.source.live or self.stop.is_set() or self.stop_request.is_set():
+        if not self.source.live or self.controls.stopping:
             return
         last = self.stats.last_capture
         idle = time.perf_counter() - (last or self.stats.started)
@@ -209,15 +173,13 @@ class Pipeline:
         with self._error_lock:
             if self._error is None:
                 self._error = (stage, exc)
-        self.stop.set()
-
-    def _drop(self, _frame: object) -> None:
-        self.stats.dropped += 1
+        self.controls.force_stop("error")
 
     def _capture(self) -> None:
         frames = iter(self.source)
+        forced, stats = self.controls.forced, self.stats
         try:
-            while not (self.stop.is_set() or self.stop_request.is_set()):
+            while not self.controls.stopping:
                 t0 = time.perf_counter()
                 try:
                     frame = next(frames)
@@ -225,26 +187,25 @@ class Pipeline:
                     break
                 now = time.perf_counter()
                 frame.timings["capture"] = now - t0
-                self.stats.captured += 1
-                self.stats.last_capture = now
-                self.stats.capture_rate.tick(now)
-                if not queues.put(self.q_in, frame, self.stop, self.policy, self._drop):
+                stats.captured_frame(now)
+                if not queues.put(self.q_in, frame, forced, self.policy, stats.dropped_frame):
                     break
         finally:
             close = getattr(frames, "close", None)
             if close is not None:
                 close()  # ends the source's generator (a camera releases its device here)
-            queues.put(self.q_in, queues.END, self.stop, self.policy, self._drop)
+            queues.put(self.q_in, queues.END, forced, self.policy, stats.dropped_frame)
 
     def _infer(self) -> None:
+        forced, stats = self.controls.forced, self.stats
         while True:
-            frame = queues.get(self.q_in, self.stop)
+            frame = queues.get(self.q_in, forced)
             if frame is queues.END:
-                queues.put(self.q_out, queues.END, self.stop, self.policy, self._drop)
+                queues.put(self.q_out, queues.END, forced, self.policy, stats.dropped_frame)
                 return
             self.engine.segment(frame)
-            self.stats.infer_rate.tick()
-            if not queues.put(self.q_out, frame, self.stop, self.policy, self._drop):
+            stats.inferred_frame()
+            if not queues.put(self.q_out, frame, forced, self.policy, stats.dropped_frame):
                 return
 
     def _render(self) -> None:
@@ -252,7 +213,7 @@ class Pipeline:
             for sink in self.sinks:
                 stack.enter_context(sink)
             while True:
-                frame = queues.get(self.q_out, self.stop)
+                frame = queues.get(self.q_out, self.controls.forced)
                 if frame is queues.END:
                     break
                 image = self.renderer.render(frame)
@@ -261,19 +222,46 @@ class Pipeline:
                     sink.write(frame, image)
                 now = time.perf_counter()
                 frame.timings["write"] = now - t0
-                self.stats.add_timings(frame)
-                self.stats.written += 1
-                self.stats.render_rate.tick(now)
-                self.stats.latency.update(now - frame.capture_time)
-        if not self.stop.is_set():
+                self.stats.wrote_frame(frame, now)
+                self._wait_while_paused()
+        if not self.controls.forced.is_set():
             self._rendered_all.set()
+
+    def _wait_while_paused(self) -> None:
+        while self.controls.paused and not self.controls.stopping:
+            for sink in self.sinks:
+                sink.poll()
+            time.sleep(0.03)
+
+
+@contextlib.contextmanager
+def _signals_to(controls: Controls, stats: PipelineStats) -> Iterator[None]:
+    """While inside: the first SIGINT/SIGTERM/SIGHUP drains, a second one hard-stops.
+    A no-op outside the main thread (only it may install handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_signal(signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        stats.interrupted = True
+        stats.exit_signal = stats.exit_signal or signum
+        if controls.stopping:
+            controls.force_stop(f"signal {name}")
+        else:
+            log.info("%s: finishing the frames in flight (again to stop at once)", name)
+            controls.request_stop(f"signal {name}")
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _lower_thread_priority(niceness: int = 5) -> None:
     """Raise this thread's nice value (Linux threads are scheduled one by one)."""
-    import os
-    import sys
-
     if not sys.platform.startswith("linux"):
         return
     try:

@@ -1,4 +1,4 @@
-"""``rtseg [options]``: segment a camera, video, stream or images and show or write the result."""
+"""``rtseg [SOURCE] [options]``: segment a camera, video, stream or images and show or write the result."""
 
 from __future__ import annotations
 
@@ -7,24 +7,36 @@ import logging
 import textwrap
 
 from rtseg.errors import RtsegError
-from rtseg.realtime.engine import DEVICES, builtin_models, default_model_name
-from rtseg.realtime.render import VIEW_MODES
-from rtseg.realtime.sinks.video import DEFAULT_PRESET, X264_PRESETS
-from rtseg.realtime.sources.base import DEFAULT_MAX_PIXELS
+from rtseg.realtime.controls import VIEW_MODES
+from rtseg.realtime.engine import builtin_models, default_model_name
+from rtseg.realtime.options import (
+    DEVICES,
+    X264_PRESETS,
+    ModelOptions,
+    OutputOptions,
+    RenderOptions,
+    RunOptions,
+    SourceOptions,
+)
+from rtseg.realtime.sources import resolve_source, source_kind
 
 log = logging.getLogger("rtseg")
+SRC, MDL, RND, OUT = SourceOptions(), ModelOptions(), RenderOptions(), OutputOptions()  # the defaults
 
 EXAMPLES = """\
 examples:
-  rtseg --camera 0                                   live window, built-in model
+  rtseg --source demo --output demo.mp4              the built-in road clip through the built-in model
+  rtseg 0                                            camera 0 in a live window (same as --camera 0)
+  rtseg in.mp4 --output out.mp4                      annotated copy: every frame, same timestamps, audio kept
   rtseg --camera 0 --camera-size 1280x720 --camera-fps 30 --view side-by-side --legend
-  rtseg --source in.mp4 --output out.mp4             annotated copy: every frame, same timestamps, audio kept
   rtseg --source in.mp4 --output out.mp4 --model my_model.onnx --device cuda
   rtseg --source frames/ --output annotated/         a folder (or a glob: 'frames/*.jpg') of images
+  rtseg --source frames/ --output frames.mp4 --fps 30   images to a video
   rtseg --source rtsp://host/stream --no-display --stats stream.jsonl
   rtseg --source in.mp4 --save-masks masks/ --stats stats.jsonl --hide sky
 
-keys in the window: q/Esc quit, space pause, m cycle the view mode
+keys in the window: q/Esc quit, space pause, m cycle the view mode; closing the window quits
+exit codes: 0 done, 1 unexpected error, 2 bad input or option, 128+N stopped by signal N (130 Ctrl-C)
 """
 
 
@@ -32,79 +44,113 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rtseg", description="Real-time semantic segmentation of a camera, video, stream or images.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    src = parser.add_argument_group("input")
-    src.add_argument("--camera", type=int, metavar="INDEX", help="camera index (OpenCV)")
-    src.add_argument("--camera-size", type=_size, metavar="WxH", help="requested camera size, e.g. 1280x720")
-    src.add_argument("--camera-fps", type=float, metavar="FPS", help="requested camera frame rate")
-    src.add_argument("--source", metavar="PATH|URL", help="video file, image, folder, glob, or rtsp/http URL")
-    src.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
-                     help="latest-frame semantics (drop frames when behind); default: on for cameras and "
-                          "rtsp/rtmp/udp/tcp/srt, off for files and http(s)")
-    src.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for a URL to open/answer (5)")
-    src.add_argument("--stall-timeout", type=float, default=2.0,
-                     help="a live source without a new frame for this long is an error (2)")
-    src.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                     help=f"refuse frames larger than this many pixels ({DEFAULT_MAX_PIXELS})")
+    parser.add_argument("input", nargs="?", metavar="SOURCE",
+                        help="camera index, video, image, folder, glob, URL, or 'demo' (same as --source)")
+    parser.add_argument("--version", action="version", version=f"rtseg {_version()}")
+    _add_input_flags(parser.add_argument_group("input"))
     mdl = parser.add_argument_group("model")
-    mdl.add_argument("--model", default=None,
+    mdl.add_argument("--model", default=MDL.model,
                      help=f"built-in name ({', '.join(builtin_models())}) or .onnx path "
                           f"(default: {default_model_name()})")
-    mdl.add_argument("--device", choices=DEVICES, default="auto", help="auto: CUDA when usable, else CPU")
-    mdl.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: auto)")
-    out = parser.add_argument_group("output")
-    out.add_argument("--output", metavar="PATH", help="annotated video (.mp4/.mkv), image, or folder for images")
-    out.add_argument("--save-masks", metavar="DIR", help="per-frame label maps (pixel = class) and colour masks, PNG")
-    out.add_argument("--stats", metavar="FILE.jsonl", help="per-frame timings and class pixel shares, JSON lines")
-    out.add_argument("--crf", type=int, default=23, help="H.264 quality for --output video, lower is better (23)")
-    out.add_argument("--preset", choices=X264_PRESETS, default=DEFAULT_PRESET,
-                     help=f"H.264 encoder speed for --output video ({DEFAULT_PRESET})")
-    out.add_argument("--show", action="store_true", help="show a window also for files")
-    out.add_argument("--no-display", action="store_true", help="never open a window (headless)")
-    out.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    mdl.add_argument("--device", choices=DEVICES, default=MDL.device, help="auto: CUDA when usable, else CPU")
+    mdl.add_argument("--threads", type=_at_least(0, int), default=MDL.threads,
+                     help="onnxruntime intra-op threads (default: auto)")
+    _add_output_flags(parser.add_argument_group("output"))
     look = parser.add_argument_group("look")
-    look.add_argument("--view", choices=VIEW_MODES, default="overlay", help="what to draw (overlay)")
-    look.add_argument("--alpha", type=float, default=0.5, help="mask opacity for the overlay, 0..1 (0.5)")
-    look.add_argument("--classes", type=_names, help="draw only these classes (names or indices, comma-separated)")
-    look.add_argument("--hide", type=_names, help="never draw these classes, e.g. void,sky")
+    look.add_argument("--view", choices=VIEW_MODES, default=RND.view, help=f"what to draw ({RND.view})")
+    look.add_argument("--alpha", type=_between(0.0, 1.0), default=RND.alpha,
+                      help=f"mask opacity for the overlay, 0..1 ({RND.alpha})")
+    look.add_argument("--classes", type=_names, default=RND.classes,
+                      help="draw only these classes (names or indices, comma-separated)")
+    look.add_argument("--hide", type=_names, default=RND.hide, help="never draw these classes, e.g. void,sky")
     look.add_argument("--legend", action="store_true", help="draw class names with their colours")
-    look.add_argument("--hud", action=argparse.BooleanOptionalAction, default=None,
+    look.add_argument("--hud", action=argparse.BooleanOptionalAction, default=RND.hud,
                       help="FPS/latency overlay (default: on in the window, off in written files)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     return parser
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the pipeline as the flags say; returns the exit code (130 when interrupted)."""
-    from rtseg.realtime.app import process
+def _add_input_flags(src: argparse._ArgumentGroup) -> None:
+    src.add_argument("--camera", type=_at_least(0, int), metavar="INDEX", help="camera index (OpenCV)")
+    src.add_argument("--camera-size", type=_size, metavar="WxH", help="requested camera size, e.g. 1280x720")
+    src.add_argument("--camera-fps", type=_above(0.0), metavar="FPS", help="requested camera frame rate")
+    src.add_argument("--source", metavar="PATH|URL",
+                     help="video file, image, folder, glob, rtsp/http URL, or 'demo' (the built-in road clip)")
+    src.add_argument("--live", action=argparse.BooleanOptionalAction, default=SRC.live,
+                     help="latest-frame semantics (drop frames when behind); default: on for cameras and "
+                          "rtsp/rtmp/udp/tcp/srt, off for files and http(s)")
+    src.add_argument("--fps", type=_above(0.0), default=SRC.fps,
+                     help=f"frame rate of an image sequence written as a video ({SRC.fps:g})")
+    src.add_argument("--timeout", type=_above(0.0), default=SRC.timeout,
+                     help=f"seconds to wait for a URL to open/answer ({SRC.timeout:g})")
+    src.add_argument("--stall-timeout", type=_above(0.0), default=SRC.stall_timeout, metavar="S",
+                     help=f"a live source (camera or stream) without a new frame for this long is an error "
+                          f"({SRC.stall_timeout:g})")
+    src.add_argument("--max-pixels", type=_at_least(1, int), default=SRC.max_pixels, metavar="N",
+                     help=f"refuse frames larger than this many pixels ({SRC.max_pixels}, 8K)")
 
-    if (args.camera is None) == (args.source is None):
-        raise RtsegError("give exactly one input: --source PATH|URL or --camera INDEX (see rtseg --help)")
-    if not 0.0 <= args.alpha <= 1.0:
-        raise RtsegError(f"--alpha must be between 0 and 1, got {args.alpha}")
-    live_input = args.camera is not None or "://" in (args.source or "")
-    display = not args.no_display and (args.show or (live_input and args.camera is not None))
-    if not display and args.output is None and args.save_masks is None and args.stats is None:
-        if args.camera is not None:
-            raise RtsegError("--no-display without --output, --save-masks or --stats would produce nothing")
-        if not live_input:
-            raise RtsegError("nothing to produce: add --output, --save-masks, --stats or --show")
-    result = process(
-        args.camera if args.camera is not None else args.source, args.output,
-        model=args.model, device=args.device, threads=args.threads, view=args.view, alpha=args.alpha,
-        classes=args.classes, hide=args.hide, legend=args.legend,
-        hud=display if args.hud is None else args.hud, display=display,
-        save_masks=args.save_masks, stats=args.stats, max_pixels=args.max_pixels,
-        camera_size=args.camera_size, camera_fps=args.camera_fps, timeout=args.timeout,
-        stall_timeout=args.stall_timeout, crf=args.crf, preset=args.preset, progress=not args.quiet, live=args.live)
-    summary = result.stats.summary()
+
+def _add_output_flags(out: argparse._ArgumentGroup) -> None:
+    out.add_argument("--output", metavar="PATH", help="annotated video (.mp4/.mkv/.mov/.m4v), image, or folder")
+    out.add_argument("--save-masks", metavar="DIR", help="per-frame label maps (pixel = class) and colour masks, PNG")
+    out.add_argument("--stats", metavar="FILE.jsonl", help="per-frame timings and class pixel shares, JSON lines")
+    out.add_argument("--crf", type=_between(0, 51, int), default=OUT.crf,
+                     help=f"H.264 quality for --output video, 0..51, lower is better ({OUT.crf})")
+    out.add_argument("--preset", choices=X264_PRESETS, default=OUT.preset,
+                     help=f"H.264 encoder speed for --output video ({OUT.preset})")
+    out.add_argument("--show", action="store_true", help="show a window also for files")
+    out.add_argument("--no-display", action="store_true", help="never open a window (headless)")
+    out.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the pipeline as the flags say; returns the exit code (128 + N when stopped by signal N)."""
+    from rtseg.realtime.app import run as run_job
+
+    source = _one_source(args)
+    is_camera = source_kind(resolve_source(source)) == "camera"
+    display = not args.no_display and (args.show or is_camera)
+    options = RunOptions(
+        source=SourceOptions(max_pixels=args.max_pixels, camera_size=args.camera_size, camera_fps=args.camera_fps,
+                             timeout=args.timeout, stall_timeout=args.stall_timeout, live=args.live, fps=args.fps),
+        model=ModelOptions(model=args.model, device=args.device, threads=args.threads),
+        render=RenderOptions(view=args.view, alpha=args.alpha, classes=args.classes, hide=args.hide,
+                             legend=args.legend, hud=args.hud),
+        output=OutputOptions(output=args.output, save_masks=args.save_masks, stats=args.stats, crf=args.crf,
+                             preset=args.preset, display=display, progress=not args.quiet),
+    )
+    if not options.output.produces_something:
+        hint = "--output, --save-masks or --stats" + ("" if args.no_display else ", or --show for a window")
+        raise RtsegError(f"nothing to produce: add {hint}")
+    result = run_job(source, options)
+    stats = result.stats
     if not args.quiet:
-        stages = ", ".join(f"{k} {v:.1f} ms" for k, v in summary["stage_ms"].items())
-        where = f" to {result.output}" if result.output else ""
-        log.info("%s %d frames%s (%d in, %d dropped, %d corrupt packets skipped) in %.1f s, %.1f fps; "
-                 "per frame: %s", "interrupted after" if summary["interrupted"] else "wrote",
-                 summary["frames_out"], where, summary["frames_in"], summary["dropped"],
-                 summary["skipped_packets"], summary["seconds"], summary["fps"], stages)
-    return 130 if summary["interrupted"] else 0
+        _log_summary(result)
+    return 128 + stats.exit_signal if stats.exit_signal else 0
+
+
+def _one_source(args: argparse.Namespace) -> str | int:
+    given = [v for v in (args.input, args.source, args.camera) if v is not None]
+    if len(given) != 1:
+        raise RtsegError("give exactly one input: SOURCE, --source PATH|URL or --camera INDEX (see rtseg --help)")
+    return given[0]
+
+
+def _log_summary(result) -> None:
+    summary = result.stats.summary()
+    stages = ", ".join(f"{k} {v:.1f} ms" for k, v in summary["stage_ms"].items())
+    where = f" to {result.output}" if result.output else ""
+    reason = summary["stop_reason"]
+    verb = "interrupted after" if summary["interrupted"] else f"stopped ({reason}) after" if reason else "wrote"
+    log.info("%s %d frames%s (%d in, %d dropped, %d corrupt packets skipped) in %.1f s, %.1f fps; per frame: %s",
+             verb, summary["frames_out"], where, summary["frames_in"], summary["dropped"],
+             summary["skipped_packets"], summary["seconds"], summary["fps"], stages)
+
+
+def _version() -> str:
+    from rtseg import __version__
+
+    return __version__
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -117,8 +163,43 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def _names(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def _number(text: str, kind: type) -> float:
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                         f"got {text!r}") from None
+
+
+def _between(low: float, high: float, kind: type = float):
+    def parse(text: str) -> float:
+        value = _number(text, kind)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {text}")
+        return value
+    return parse
+
+
+def _at_least(low: float, kind: type = float):
+    def parse(text: str) -> float:
+        value = _number(text, kind)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be {low} or more, got {text}")
+        return value
+    return parse
+
+
+def _above(low: float, kind: type = float):
+    def parse(text: str) -> float:
+        value = _number(text, kind)
+        if not value > low or value != value or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a finite number above {low}, got {text}")
+        return value
+    return parse
 
 
 __doc__ += "\n\n" + textwrap.indent(EXAMPLES, "    ")

@@ -11,6 +11,7 @@ from rtseg.errors import ModelError, first_line
 log = logging.getLogger(__name__)
 
 CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
+DEVICES = ("auto", "cpu", "cuda")
 
 
 def session_options(threads: int | None = None):

@@ -19,7 +19,6 @@ class RateMeter:
 
     def __init__(self, window: float = 2.0) -> None:
         self.window = window
-        self.count = 0
         self._ticks: deque[float] = deque()
         self._lock = threading.Lock()
 
@@ -27,7 +26,6 @@ class RateMeter:
         """Record one event."""
         now = time.perf_counter() if now is None else now
         with self._lock:
-            self.count += 1
             self._ticks.append(now)
             while self._ticks and now - self._ticks[0] > self.window:
                 self._ticks.popleft()

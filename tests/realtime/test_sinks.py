@@ -76,28 +76,74 @@ def test_stats_sink_writes_one_json_line_per_frame(tmp_path: Path) -> None:
 
 def test_image_sink_single_file_and_folder(tmp_path: Path) -> None:
     frame = Frame(color_frame(RED), 0, name="x")
-    with ImageFileSink(tmp_path / "one.png") as sink:
+    with ImageFileSink(tmp_path / "one.png", single=True) as sink:
         sink.write(frame, frame.image)
         with pytest.raises(SinkError, match="single image"):
             sink.write(frame, frame.image)
-    with ImageFileSink(tmp_path / "dir") as sink:
+    with ImageFileSink(tmp_path / "dir", single=False) as sink:
         sink.write(frame, frame.image)
     assert (tmp_path / "one.png").exists() and (tmp_path / "dir" / "x.png").exists()
 
 
-def test_window_keys_quit_pause_and_cycle_views() -> None:
-    import threading
+class FakeDisplay:
+    """OpenCV's HighGUI functions the window sink calls, recorded; keys come from a script."""
 
-    from rtseg.realtime.render import ViewState
+    WINDOW_NORMAL, WINDOW_KEEPRATIO, WND_PROP_VISIBLE = 0, 16, 4
+
+    def __init__(self, keys: list[int]) -> None:
+        self.keys, self.calls, self.shown, self.visible = list(keys), [], [], True
+
+    def namedWindow(self, title, flags):  # noqa: N802
+        self.calls.append(("namedWindow", title))
+
+    def imshow(self, title, image):
+        self.shown.append(image.copy())
+
+    def waitKey(self, delay):  # noqa: N802
+        return self.keys.pop(0) if self.keys else -1
+
+    def getWindowProperty(self, title, prop):  # noqa: N802
+        return 1.0 if self.visible else 0.0
+
+    def destroyWindow(self, title):  # noqa: N802
+        self.calls.append(("destroyWindow", title))
+
+
+def _write(window, n: int = 1) -> None:
+    frame = Frame(np.zeros((4, 6, 3), np.uint8), 0, labels=np.zeros((4, 6), np.uint8))
+    for _ in range(n):
+        window.write(frame, frame.image)
+
+
+def test_window_shows_frames_and_keys_act_through_controls() -> None:
+    from rtseg.realtime.controls import Controls
     from rtseg.realtime.sinks import WindowSink
 
-    state, quit_event = ViewState(), threading.Event()
-    window = WindowSink("t", state, quit_event)  # no window opens until the first write
-    window._handle(ord("m"))
-    assert state.mode == "mask"
-    window._handle(ord(" "))
-    assert state.paused
-    window._handle(ord(" "))
-    assert not state.paused and not quit_event.is_set()
-    window._handle(27)
-    assert quit_event.is_set()
+    controls = Controls()
+    display = FakeDisplay([ord("m"), ord(" "), ord(" "), ord("x"), 27])
+    with WindowSink("t", controls, display) as window:
+        _write(window)
+        assert controls.view == "mask" and display.calls == [("namedWindow", "t")]
+        _write(window)
+        assert controls.paused
+        _write(window, 2)
+        assert not controls.paused and not controls.stopping
+        _write(window)
+        assert controls.stopping and controls.stop_reason == "key" and not controls.forced.is_set()
+    assert len(display.shown) == 5 and display.calls[-1] == ("destroyWindow", "t")
+
+
+def test_closing_the_window_ends_the_run_like_q() -> None:
+    from rtseg.realtime.controls import Controls
+    from rtseg.realtime.sinks import WindowSink
+
+    controls, display = Controls(), FakeDisplay([])
+    window = WindowSink("t", controls, display)
+    _write(window)
+    assert not controls.stopping
+    display.visible = False
+    _write(window)
+    assert controls.stop_reason == "window closed"
+    window.close()
+    window.close()  # safe twice
+    assert display.calls.count(("destroyWindow", "t")) == 1

@@ -11,6 +11,7 @@ import pytest
 
 from rtseg.cli import main
 from rtseg.errors import SourceStalledError
+from rtseg.realtime.options import SourceOptions
 from rtseg.realtime.sources import VideoSource, open_source
 
 from factories import audio_summary, make_video, read_video
@@ -80,12 +81,12 @@ def test_http_url_is_decoded_like_a_file(tmp_path: Path, http_server: str, chann
 
 def test_live_flag_and_rtsp_urls_use_latest_frame_semantics(tmp_path: Path, http_server: str) -> None:
     make_video(tmp_path / "clip.mp4", n=3)
-    with open_source(f"{http_server}/clip.mp4", live=True) as source:
+    with open_source(f"{http_server}/clip.mp4", SourceOptions(live=True)) as source:
         assert source.live and source.info.passthrough_streams == []
 
 
 def test_stream_that_never_answers_is_a_clear_error_within_the_timeout(silent_server: str) -> None:
     t0 = time.perf_counter()
     with pytest.raises(SourceStalledError, match="no answer within 1 s"):
-        open_source(silent_server, timeout=1.0)
+        open_source(silent_server, SourceOptions(timeout=1.0))
     assert time.perf_counter() - t0 < 4.0

@@ -7,7 +7,19 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from rtseg.realtime.stats import PipelineStats
+
 FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def hud_lines(stats: PipelineStats, model: str, provider: str) -> list[str]:
+    """Model and device, rates per stage, latency and drops, read from the run's stats."""
+    latency = (stats.latency.value or 0.0) * 1000
+    return [
+        f"{model} on {provider.replace('ExecutionProvider', '')}",
+        f"capture {stats.capture_rate.rate():.1f} fps  infer {stats.infer_rate.rate():.1f} fps",
+        f"latency {latency:.0f} ms  dropped {stats.dropped}",
+    ]
 
 
 class Hud:
@@ -21,7 +33,7 @@ class Hud:
         self.lines = lines
         self.scale = scale
 
-    def annotate(self, image: np.ndarray) -> np.ndarray:
+    def annotate(self, image: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
         lines = self.lines()
         if not lines:
             return image

@@ -11,7 +11,10 @@ FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 class Legend:
-    """Annotator: pastes a legend of the visible classes at the top-right corner (in place)."""
+    """Annotator: pastes a legend of the visible classes at the top-right corner (in place).
+
+    Drawn once into a tile at construction; ``annotate`` only copies it.
+    """
 
     def __init__(self, info: ModelInfo, lut: np.ndarray, visible: np.ndarray, scale: float = 0.5) -> None:
         entries = [(i, name) for i, name in enumerate(info.classes) if visible[i]]
@@ -25,7 +28,7 @@ class Legend:
             cv2.putText(tile, name, (10 + line, y + line - 6), FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
         self.tile = tile if entries else None
 
-    def annotate(self, image: np.ndarray) -> np.ndarray:
+    def annotate(self, image: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
         if self.tile is None:
             return image
         th, tw = self.tile.shape[:2]

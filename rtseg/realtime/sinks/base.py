@@ -18,6 +18,9 @@ class Sink:
         """Consume one frame and its rendered image."""
         raise NotImplementedError
 
+    def poll(self) -> None:
+        """Called on the render thread while the run is paused (a window answers keys here)."""
+
     def close(self) -> None:
         """Finalize the output. Safe to call twice."""
 

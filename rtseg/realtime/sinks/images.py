@@ -10,15 +10,14 @@ import numpy as np
 from rtseg.errors import SinkError
 from rtseg.realtime.frame import Frame
 from rtseg.realtime.sinks.base import Sink, prepare_output_dir, prepare_output_file
-from rtseg.realtime.sources.images import is_image_path
 
 
 class ImageFileSink(Sink):
-    """Write the annotated image to ``path`` (an image file) or ``path/NAME.png`` (a folder)."""
+    """Write the annotated image to ``path`` (``single``: one image file) or ``path/NAME.png``."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, single: bool) -> None:
         path = Path(path)
-        self.single = is_image_path(path.name)
+        self.single = single
         self.path = prepare_output_file(path, "output") if self.single else prepare_output_dir(path, "output")
         self._count = 0
 

@@ -20,16 +20,13 @@ import numpy as np
 
 from rtseg.errors import SinkError, first_line
 from rtseg.realtime.frame import Frame
+from rtseg.realtime.options import OutputOptions
 from rtseg.realtime.sinks.base import Sink, prepare_output_file
 
 log = logging.getLogger(__name__)
 
 FRAGMENTED_MP4 = "frag_keyframe+empty_moov+default_base_moof"
 CAMERA_TIME_BASE = Fraction(1, 1000)
-# x264 speed/size trade-off. On a 2-core machine encoding competes with inference:
-# superfast costs ~35 % less CPU than veryfast for ~70 % more bytes at the same CRF.
-X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow")
-DEFAULT_PRESET = "superfast"
 
 
 class VideoFileSink(Sink):
@@ -48,10 +45,8 @@ class VideoFileSink(Sink):
     """
 
     def __init__(self, path: str | Path, *, fps: float | None = None,
-                 passthrough_streams: list[Any] | None = None, crf: int = 23,
-                 preset: str = DEFAULT_PRESET, threads: int | None = None) -> None:
-        if preset not in X264_PRESETS:
-            raise SinkError(f"unknown x264 preset {preset!r}; choose one of {', '.join(X264_PRESETS)}")
+                 passthrough_streams: list[Any] | None = None, crf: int = OutputOptions.crf,
+                 preset: str = OutputOptions.preset, threads: int | None = None) -> None:
         self.path = prepare_output_file(Path(path), "output")
         self.fps = fps or 30.0
         self.crf, self.preset = crf, preset
@@ -65,7 +60,6 @@ class VideoFileSink(Sink):
         self._size: tuple[int, int] | None = None  # encoded (width, height), even
         self._last_pts: int | None = None
         self._t0: float | None = None
-        self.frames_written = 0
         self.fixed_timestamps = 0
         self._write_failed = False  # then close() finalizes what it can and stays quiet
         self._closed = False
@@ -119,7 +113,6 @@ class VideoFileSink(Sink):
         except (av.FFmpegError, OSError) as exc:
             self._write_failed = True
             raise SinkError(f"writing {self.path} failed: {first_line(exc)}") from None
-        self.frames_written += 1
 
     def _fit(self, image: np.ndarray) -> np.ndarray:
         """Pad odd sizes to even; resize if the rendered size changed mid-stream."""

@@ -1,33 +1,47 @@
-"""Frame sources: cameras, video files and streams, still images."""
+"""Frame sources: cameras, video files and streams, still images, and the built-in demo clip."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+from rtseg.assets import DEMO_NAME, demo_clip
 from rtseg.realtime.sources.base import DEFAULT_MAX_PIXELS, Source, SourceInfo
 from rtseg.realtime.sources.camera import CameraSource
 from rtseg.realtime.sources.images import ImageSource, is_image_path
-from rtseg.realtime.sources.video import VideoSource, is_url
+from rtseg.realtime.sources.kinds import SOURCE_KINDS, camera_index, is_live_url, is_url, source_kind
+from rtseg.realtime.sources.video import VideoSource
 
-__all__ = ["CameraSource", "ImageSource", "Source", "SourceInfo", "VideoSource", "open_source"]
+__all__ = ["DEFAULT_MAX_PIXELS", "SOURCE_KINDS", "CameraSource", "ImageSource", "Source", "SourceInfo",
+           "VideoSource", "camera_index", "is_image_path", "is_live_url", "is_url", "open_source",
+           "resolve_source", "source_kind"]
 
 
-def open_source(spec: str | int, *, max_pixels: int = DEFAULT_MAX_PIXELS,
-                camera_size: tuple[int, int] | None = None, camera_fps: float | None = None,
-                timeout: float = 5.0, live: bool | None = None) -> Source:
+def resolve_source(spec: str | int | os.PathLike) -> str | int:
+    """``demo`` -> the packaged demo clip; a camera index string (``"0"``) -> int; else the path."""
+    if isinstance(spec, int):
+        return spec
+    spec = os.fspath(spec)
+    if spec == DEMO_NAME and not Path(spec).exists():
+        return str(demo_clip())
+    index = camera_index(spec)
+    return index if index is not None else spec
+
+
+def open_source(spec: str | int | os.PathLike, options=None) -> Source:
     """Open what the user named: a camera index, a URL, a video, an image, folder or glob.
 
-    ``live`` forces (or refuses) latest-frame semantics for a video or URL; by default
-    cameras and rtsp/rtmp/udp/tcp/srt streams are live, files and http(s) are not.
+    Args:
+        spec: see :func:`source_kind`; ``demo`` is the built-in road clip.
+        options: a :class:`rtseg.realtime.options.SourceOptions` (None: defaults).
     """
-    if isinstance(spec, int):
-        return CameraSource(spec, size=camera_size, fps=camera_fps, max_pixels=max_pixels)
-    if is_url(spec):
-        return VideoSource(spec, live=live, max_pixels=max_pixels, timeout=timeout)
-    if is_image_path(spec) or any(ch in spec for ch in "*?[") or _is_dir(spec):
-        return ImageSource(spec, max_pixels=max_pixels)
-    return VideoSource(spec, live=live, max_pixels=max_pixels)
+    from rtseg.realtime.options import SourceOptions
 
-
-def _is_dir(spec: str) -> bool:
-    from pathlib import Path
-
-    return Path(spec).is_dir()
+    opts = options or SourceOptions()
+    spec = resolve_source(spec)
+    kind = source_kind(spec)
+    if kind == "camera":
+        return CameraSource(int(spec), size=opts.camera_size, fps=opts.camera_fps, max_pixels=opts.max_pixels)
+    if kind == "images":
+        return ImageSource(str(spec), max_pixels=opts.max_pixels, fps=opts.fps)
+    return VideoSource(str(spec), live=opts.live, max_pixels=opts.max_pixels, timeout=opts.timeout)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 from rtseg.realtime.frame import Frame
@@ -21,7 +21,6 @@ class SourceInfo:
     height: int | None = None
     fps: float | None = None
     frame_count: int | None = None  # None when unknown (cameras, streams, some containers)
-    time_base: Fraction | None = None
     passthrough_streams: list[Any] = field(default_factory=list)  # e.g. PyAV audio streams
 
 
@@ -44,6 +43,10 @@ class Source:
 
     def interrupt(self) -> None:
         """Ask a waiting iterator to end soon (called from another thread). Default: no-op."""
+
+    def input_paths(self) -> list[Path]:
+        """The files this source reads (outputs must never be one of them)."""
+        return []
 
     @property
     def skipped(self) -> int:

@@ -1,4 +1,4 @@
-"""Cameras through OpenCV, with stall detection (a repeated stale frame is not a live frame)."""
+"""Cameras through OpenCV; a repeated (stale) frame is not a fresh frame."""
 
 from __future__ import annotations
 
@@ -12,11 +12,10 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from rtseg.errors import SourceError, SourceStalledError
+from rtseg.errors import SourceError
 from rtseg.realtime.frame import Frame
 from rtseg.realtime.sources.base import DEFAULT_MAX_PIXELS, Source, SourceInfo, check_pixel_cap
-
-DEFAULT_STALL_TIMEOUT = 2.0
+from rtseg.realtime.sources.kinds import MAX_CAMERA_INDEX
 
 
 class Capture(Protocol):
@@ -29,6 +28,8 @@ class Capture(Protocol):
 
 def open_camera(index: int, size: tuple[int, int] | None = None, fps: float | None = None) -> Capture:
     """Open camera ``index`` with OpenCV and request a size (width, height) and frame rate."""
+    if not 0 <= index <= MAX_CAMERA_INDEX:
+        raise SourceError(f"camera index {index} is out of range (0..{MAX_CAMERA_INDEX})")
     with _opencv_quiet():  # OpenCV tries several backends and logs each failure
         capture = cv2.VideoCapture(index)
     if not capture.isOpened():
@@ -43,12 +44,12 @@ def open_camera(index: int, size: tuple[int, int] | None = None, fps: float | No
 
 
 class CameraSource(Source):
-    """Live frames from a camera; stamps index and capture time, raises when it stalls.
+    """Live frames from a camera, stamped with index and capture time.
 
-    A read that fails, or returns the same pixels as the last frame, does not count as a
-    fresh frame; when no fresh frame came for ``stall_timeout`` seconds the iterator raises
-    :class:`SourceStalledError`. (A read that blocks forever is caught by the pipeline's
-    watchdog, which applies the same timeout.)
+    A read that fails, or returns the same pixels as the last frame, is not a fresh frame
+    and is not yielded; the iterator keeps trying until :meth:`interrupt`. Whether the
+    camera has stalled is decided in one place, the pipeline's watchdog (``--stall-timeout``),
+    which also catches a read that blocks forever inside a driver.
 
     Args:
         capture: a camera index, or an object with ``isOpened/read/release``.
@@ -65,7 +66,6 @@ class CameraSource(Source):
 
     def __init__(self, capture: int | Capture, *, name: str | None = None,
                  size: tuple[int, int] | None = None, fps: float | None = None,
-                 stall_timeout: float = DEFAULT_STALL_TIMEOUT,
                  max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         if isinstance(capture, int):
             name = name or f"camera {capture}"
@@ -73,28 +73,20 @@ class CameraSource(Source):
         elif not capture.isOpened():
             raise SourceError(f"{name or 'camera'} could not be opened")
         self._capture = capture
-        self._stall_timeout = stall_timeout
         self._max_pixels = max_pixels
-        self.stale_reads = 0
         self._interrupted = threading.Event()
         self.info = SourceInfo(name=name or "camera", fps=fps)
         self._closed = False
 
     def __iter__(self) -> Iterator[Frame]:
         index, last_digest = 0, None
-        last_fresh = time.perf_counter()
         try:
             while not self._interrupted.is_set():
                 ok, image = self._capture.read()
                 now = time.perf_counter()
                 digest = _digest(image) if ok and image is not None else None
                 if digest is None or digest == last_digest:
-                    self.stale_reads += 1
-                    if now - last_fresh > self._stall_timeout:
-                        what = "no frame" if digest is None else "only repeated (stale) frames"
-                        raise SourceStalledError(
-                            f"{self.info.name} delivered {what} for {self._stall_timeout:.1f} s")
-                    time.sleep(0.005)
+                    time.sleep(0.005)  # a failed or stale read: try again without spinning
                     continue
                 if index == 0:
                     height, width = image.shape[:2]
@@ -102,7 +94,7 @@ class CameraSource(Source):
                     self.info.width, self.info.height = width, height
                 if image.ndim == 2:
                     image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-                last_digest, last_fresh = digest, now
+                last_digest = digest
                 yield Frame(image=np.ascontiguousarray(image[:, :, :3]), index=index, capture_time=now)
                 index += 1
         finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -13,13 +14,9 @@ import cv2
 from rtseg.errors import SourceError
 from rtseg.realtime.frame import Frame
 from rtseg.realtime.sources.base import DEFAULT_MAX_PIXELS, Source, SourceInfo, check_pixel_cap
+from rtseg.realtime.sources.kinds import IMAGE_SUFFIXES, is_image_path
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-
-
-def is_image_path(spec: str) -> bool:
-    """True when ``spec`` names an image file by its suffix."""
-    return Path(spec).suffix.lower() in IMAGE_SUFFIXES
+__all__ = ["IMAGE_SUFFIXES", "ImageSource", "expand_image_spec", "is_image_path", "probe_image_size"]
 
 
 def expand_image_spec(spec: str) -> list[Path]:
@@ -56,16 +53,23 @@ def probe_image_size(path: Path) -> tuple[int, int]:
 class ImageSource(Source):
     """Frames from still images; each frame's ``name`` is the file stem.
 
+    Frames are stamped ``pts = index`` in a time base of ``1 / fps``, so a folder written
+    as a video plays at ``fps``.
+
     Example:
-        >>> src = ImageSource("frames/*.png")  # doctest: +SKIP
+        >>> src = ImageSource("frames/*.png", fps=25)  # doctest: +SKIP
     """
 
     live = False
 
-    def __init__(self, spec: str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    def __init__(self, spec: str, *, max_pixels: int = DEFAULT_MAX_PIXELS, fps: float = 25.0) -> None:
         self._paths = expand_image_spec(spec)
         self._max_pixels = max_pixels
-        self.info = SourceInfo(name=spec, frame_count=len(self._paths))
+        self._time_base = Fraction(1) / Fraction(fps).limit_denominator(1001)
+        self.info = SourceInfo(name=spec, fps=fps, frame_count=len(self._paths))
+
+    def input_paths(self) -> list[Path]:
+        return list(self._paths)
 
     def __iter__(self) -> Iterator[Frame]:
         for index, path in enumerate(self._paths):
@@ -76,4 +80,4 @@ class ImageSource(Source):
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is None:
                 raise SourceError(f"cannot read image {path}: not an image or corrupt")
-            yield Frame(image=image, index=index, name=path.stem)
+            yield Frame(image=image, index=index, pts=index, time_base=self._time_base, name=path.stem)

@@ -13,23 +13,9 @@ import av
 from rtseg.errors import SourceError, SourceStalledError, first_line
 from rtseg.realtime.frame import Frame
 from rtseg.realtime.sources.base import DEFAULT_MAX_PIXELS, Source, SourceInfo, check_pixel_cap
+from rtseg.realtime.sources.kinds import is_live_url, is_url
 
 log = logging.getLogger(__name__)
-
-# Streams that run in real time: consumed with latest-frame semantics unless told otherwise.
-# http(s) may be a file on a server or a live feed; it defaults to back-pressure (no frame
-# dropped) and takes --live for a live feed.
-LIVE_URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "udp", "tcp", "srt")
-
-
-def is_url(spec: str) -> bool:
-    """True for ``scheme://...`` strings."""
-    return "://" in spec
-
-
-def is_live_url(spec: str) -> bool:
-    """True for URLs of real-time protocols (rtsp, rtmp, udp, tcp, srt)."""
-    return is_url(spec) and spec.split("://", 1)[0].lower() in LIVE_URL_SCHEMES
 
 
 class VideoSource(Source):
@@ -80,7 +66,7 @@ class VideoSource(Source):
                 name=spec, width=ctx.width, height=ctx.height,
                 fps=float(rate) if rate else None,
                 frame_count=stream.frames or None,
-                time_base=stream.time_base, passthrough_streams=self._audio)
+                passthrough_streams=self._audio)
         except BaseException:
             self._container.close()
             raise
@@ -89,6 +75,9 @@ class VideoSource(Source):
         if max_frames is not None and self.info.frame_count:
             self.info.frame_count = min(self.info.frame_count, max_frames)
         self._closed = False
+
+    def input_paths(self) -> list[Path]:
+        return [] if is_url(self._spec) else [Path(self._spec)]
 
     @property
     def skipped(self) -> int:
@@ -105,7 +94,7 @@ class VideoSource(Source):
             raise SourceError(f"{self._spec}: source is closed")
         for packet in self._demux():
             if packet.stream is not stream:
-                if packet.dts is not None:  # the demuxer's empty flush packet has no dts
+                if packet.size:  # the demuxer's final flush packet is empty (PyAV docs)
                     (pending.passthrough if pending is not None else early).append(packet)
                 continue
             if packet.is_corrupt:
