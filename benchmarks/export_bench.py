@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rtseg.export.build import build
+from rtseg.export.builder import build
 from rtseg.export.exporter import export_onnx, write_metadata
 from rtseg.export.frames import batch, read_frames, synthetic_frames
 from rtseg.export.quantize import quantize_int8, time_session

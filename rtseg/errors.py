@@ -23,6 +23,18 @@ class SinkError(RtsegError):
     """An output (video file, mask folder, stats file) cannot be written."""
 
 
+class ExportError(RtsegError):
+    """A step of ``rtseg export`` failed (the message names the step and the file)."""
+
+
+class DatasetError(RtsegError):
+    """A dataset file is missing, unreadable or inconsistent."""
+
+
+class MissingExtraError(RtsegError):
+    """A command needs an optional extra (``pip install 'rtseg[train]'``) that is not installed."""
+
+
 MAX_MESSAGE = 300
 
 

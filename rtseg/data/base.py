@@ -19,17 +19,11 @@ import torch
 from PIL import Image as PILImage
 from torchvision import tv_tensors
 
-from rtseg.errors import RtsegError
-from rtseg.realtime.sources.images import IMAGE_SUFFIXES
+from rtseg.errors import DatasetError
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTS = IMAGE_SUFFIXES  # the runtime's list: what rtseg reads as images anywhere
 DEFAULT_IGNORE = 255
-
-
-class DatasetError(RtsegError):
-    """A dataset file is missing, unreadable or inconsistent."""
 
 
 @dataclass(frozen=True)

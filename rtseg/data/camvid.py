@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from rtseg.contract import CAMVID_CLASSES, CAMVID_VOID_INDEX
-from rtseg.data.base import DatasetError, Sample, SegmentationDataset
+from rtseg.data.base import Sample, SegmentationDataset
+from rtseg.errors import DatasetError
 
 
 def camvid(root: Path, split: str, **kwargs) -> SegmentationDataset:

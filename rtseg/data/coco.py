@@ -8,8 +8,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from rtseg.data.base import DEFAULT_IGNORE, DatasetError, Sample, SegmentationDataset, blank_label_map, load_json
+from rtseg.data.base import DEFAULT_IGNORE, Sample, SegmentationDataset, blank_label_map, load_json
 from rtseg.data.rle import rle_to_mask
+from rtseg.errors import DatasetError
 
 
 def coco(path: Path, split: str, **kwargs) -> SegmentationDataset:

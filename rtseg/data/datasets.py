@@ -8,15 +8,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from rtseg.data.base import DatasetError, SegmentationDataset
+from rtseg.data import KINDS
+from rtseg.data.base import SegmentationDataset
 from rtseg.data.camvid import camvid
 from rtseg.data.coco import coco
 from rtseg.data.labelme import labelme
 from rtseg.data.masks import mask_folder
+from rtseg.errors import DatasetError
 
 __all__ = ["KINDS", "READERS", "DatasetError", "SegmentationDataset", "open_dataset", "parse_data_spec"]
 
-KINDS = ("camvid", "masks", "labelme", "coco")
 READERS = {"camvid": camvid, "masks": mask_folder, "labelme": labelme, "coco": coco}
 
 

@@ -11,7 +11,6 @@ import numpy as np
 
 from rtseg.data.base import (
     DEFAULT_IGNORE,
-    DatasetError,
     Sample,
     SegmentationDataset,
     blank_label_map,
@@ -19,6 +18,7 @@ from rtseg.data.base import (
     read_classes,
     split_dir,
 )
+from rtseg.errors import DatasetError
 
 log = logging.getLogger(__name__)
 

@@ -6,14 +6,14 @@ from pathlib import Path
 
 from rtseg.data.base import (
     DEFAULT_IGNORE,
-    IMAGE_EXTS,
-    DatasetError,
     Sample,
     SegmentationDataset,
     read_classes,
     read_mask,
     split_dir,
 )
+from rtseg.errors import DatasetError
+from rtseg.realtime.sources.kinds import IMAGE_SUFFIXES
 
 
 def mask_folder(root: Path, split: str, **kwargs) -> SegmentationDataset:
@@ -27,9 +27,9 @@ def mask_folder(root: Path, split: str, **kwargs) -> SegmentationDataset:
     for d in (images_dir, masks_dir):
         if not d.is_dir():
             raise DatasetError(f"mask-folder dataset needs {d}")
-    masks = {p.stem: p for p in masks_dir.iterdir() if p.suffix.lower() in IMAGE_EXTS}
+    masks = {p.stem: p for p in masks_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
     samples = []
-    for image in sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_EXTS):
+    for image in sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
         if image.stem not in masks:
             raise DatasetError(f"no mask for image {image} in {masks_dir}")
         samples.append(Sample(image, masks[image.stem]))

@@ -15,9 +15,9 @@ from typing import Any
 _LAZY = {
     "export_model": "rtseg.export.exporter",
     "ExportResult": "rtseg.export.exporter",
-    "ExportError": "rtseg.export.exporter",
+    "ExportError": "rtseg.errors",
     "read_metadata": "rtseg.export.exporter",
-    "build": "rtseg.export.build",
+    "build": "rtseg.export.builder",
     "quantize_int8": "rtseg.export.quantize",
     "check_external_data": "rtseg.export.safety",
     "load_registry": "rtseg.export.registry",

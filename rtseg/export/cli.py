@@ -4,7 +4,8 @@ Examples:
     rtseg export lraspp-mbv3-voc                       # registry entry, torchvision weights
     rtseg export effl0_lraspp --weights runs/best.pt -o camvid.onnx --frames ../shared/data/camvid/val
     rtseg export lraspp_mobilenet_v3_large --random-init --input-size 360 480 --dynamic-hw
-    rtseg export camvid-effl0-lraspp --int8 --calib frames/ --frames held_out/
+    rtseg export camvid-effl0-lraspp --weights best.pth --int8 --calib frames/ --frames held_out/
+    rtseg export my-entry --registry my_configs/       # an entry of your own registry folder
     rtseg export deeplabv3_resnet50 --fp16 --logits -o dl.onnx
 """
 
@@ -16,6 +17,7 @@ import logging
 from pathlib import Path
 
 from rtseg.errors import RtsegError
+from rtseg.extras import require_extra
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, help="output .onnx (default: $RTSEG_CACHE/models/NAME.onnx)")
     p.add_argument("--weights", help="local checkpoint (.pt/.pth weights-only, or .safetensors); "
                                      "overrides the registry's weights")
+    p.add_argument("--registry", action="append", type=Path, metavar="DIR",
+                   help="also read registry entries (*.yaml) from DIR; built-in entries win on equal names")
     p.add_argument("--random-init", action="store_true",
                    help="ignore the registry's weights: random initialisation, no download")
     p.add_argument("--num-classes", type=int, help="classes of a bare architecture (default 11, CamVid)")
@@ -52,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-int8-agreement", type=float, default=0.0,
                    help="fail when int8 agrees with fp32 on fewer labels than this fraction (default 0: report only)")
     p.add_argument("--frames", type=Path, help="frames for the parity check: image folder or video "
-                                               "(default: held-out frames of --calib, else synthetic)")
+                                               "(default: held-out frames of --calib, else synthetic ones, "
+                                               "and the report says so)")
     p.add_argument("--parity-frames", type=int, default=8, help="frames for the parity check (default 8)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17, default 17)")
     p.add_argument("--exporter", default="legacy", choices=("legacy", "dynamo"),
@@ -68,42 +73,56 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Export, verify and report; returns 0 on success (errors raise RtsegError)."""
+    require_extra("export", "rtseg export")
     from rtseg.cache import models_dir
-    from rtseg.export.build import build
+    from rtseg.export.builder import build
     from rtseg.export.exporter import export_model
-    from rtseg.export.frames import read_frames
 
     if args.int8 and not args.calib:
         raise RtsegError("--int8 needs --calib DIR (a folder of calibration frames)")
     if args.calib and not args.int8:
         raise RtsegError("--calib is only used with --int8")
     built = build(args.model, weights=args.weights, num_classes=args.num_classes,
-                  pretrained=not args.random_init)
+                  pretrained=not args.random_init, registry_dirs=args.registry or ())
     overrides = {key: value for key, value in (("name", args.name), ("license", args.license),
                                                ("source", args.weights_source)) if value}
-    if overrides:
-        built = dataclasses.replace(built, info=dataclasses.replace(built.info, **overrides))
-    input_size = tuple(args.input_size) if args.input_size else built.info.input_size or (360, 480)
-    calib = heldout = None
-    if args.int8:
-        calib = read_frames(args.calib, limit=args.calib_frames, stride=_stride(args.calib))
-        if not args.frames:
-            heldout = list(_frames_or_none(args.calib, args.parity_frames, offset=len(calib),
-                                           stride=_stride(args.calib)))
-            if not heldout:
-                log.warning("%s has no frames beyond the %d calibration frames; int8 agreement is "
-                            "measured on synthetic frames (give --frames for held-out frames)",
-                            args.calib, len(calib))
-    frames = read_frames(args.frames, limit=args.parity_frames, stride=_stride(args.frames)) \
-        if args.frames else heldout or None
+    info = dataclasses.replace(built.info, **overrides)
+    input_size = tuple(args.input_size) if args.input_size else info.input_size or (360, 480)
+    calib, frames, frames_from = read_export_frames(args)
     suffix = ".fp16" if args.fp16 else ".int8" if args.int8 else ""
-    output = args.output or models_dir() / f"{built.info.name}{suffix}.onnx"
-    result = export_model(built.module, output, built.info, frames=frames, input_size=input_size,
-                          argmax=args.argmax, dynamic_hw=args.dynamic_hw, fp16=args.fp16, int8=args.int8,
-                          calib_frames=calib, calib_method=args.calib_method,
-                          int8_float_convs=args.int8_float_convs, opset=args.opset,
-                          simplify_graph=args.simplify,
+    output = args.output or models_dir() / f"{info.name}{suffix}.onnx"
+    result = export_model(built.module, output, info, frames=frames, frames_from=frames_from,
+                          input_size=input_size, argmax=args.argmax, dynamic_hw=args.dynamic_hw, fp16=args.fp16,
+                          int8=args.int8, calib_frames=calib, calib_method=args.calib_method,
+                          int8_float_convs=args.int8_float_convs, opset=args.opset, simplify_graph=args.simplify,
                           exporter=args.exporter, min_int8_agreement=args.min_int8_agreement)
+    print_result(result, args, input_size)
+    return 0
+
+
+def read_export_frames(args: argparse.Namespace) -> tuple[list | None, list | None, str | None]:
+    """Calibration frames (``--int8``), parity frames and what the report calls them.
+
+    Parity frames: ``--frames``, else the frames of ``--calib`` after the calibration ones,
+    else None (``export_model`` then uses synthetic frames and its report says so).
+    """
+    from rtseg.export.frames import read_frames
+
+    calib = read_frames(args.calib, limit=args.calib_frames, stride=_stride(args.calib)) if args.int8 else None
+    if args.frames:
+        frames = read_frames(args.frames, limit=args.parity_frames, stride=_stride(args.frames))
+        return calib, frames, f"frames from {args.frames}"
+    if calib:
+        heldout = list(_frames_or_none(args.calib, args.parity_frames, offset=len(calib), stride=_stride(args.calib)))
+        if heldout:
+            return calib, heldout, f"held-out frames of --calib {args.calib}"
+        log.warning("%s has no frames beyond the %d calibration frames; parity and int8 agreement are "
+                    "measured on synthetic frames (give --frames for held-out frames)", args.calib, len(calib))
+    return calib, None, None
+
+
+def print_result(result, args: argparse.Namespace, input_size: tuple[int, int]) -> None:
+    """What was written and what the checks measured (stdout)."""
     size_mb = result.path.stat().st_size / 1e6
     print(f"wrote {result.path} ({size_mb:.1f} MB, {result.precision}, opset {args.opset}, "
           f"output {result.info.output}, input {input_size[0]}x{input_size[1]}"
@@ -114,7 +133,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"  parity:  {result.parity}")
     if result.int8 is not None:
         print(f"  int8:    {result.int8}")
-    return 0
 
 
 def _frames_or_none(source: Path, limit: int, offset: int, stride: int):

@@ -6,14 +6,16 @@
 2. :func:`simplify` (optional, onnxslim/onnxsim when installed) and :func:`to_fp16` (optional);
 3. :func:`write_metadata` - the model contract (:class:`rtseg.contract.ModelInfo`);
 4. :func:`check_onnx` - onnx.checker, external-data safety, onnxruntime loads and runs it;
-5. :func:`parity` - ONNX vs PyTorch on real frames, pre-processed from the file's own metadata;
+5. :func:`parity` - ONNX vs PyTorch on the given frames (synthetic ones only when none are
+   given, and the report says so), pre-processed from the file's own metadata; when PyTorch
+   predicts one class everywhere the report says the label check is not meaningful;
 6. optional int8 static quantization (:mod:`rtseg.export.quantize`), compared with fp32.
 
 Example:
     >>> from rtseg.export import export_model
-    >>> result = export_model(my_module, "model.onnx", info, frames=frames)  # doctest: +SKIP
-    >>> result.parity.label_agreement  # doctest: +SKIP
-    0.99998
+    >>> result = export_model(module, "m.onnx", info, frames=frames, frames_from="frames from val/")  # doctest: +SKIP
+    >>> print(result.parity)  # doctest: +SKIP
+    99.998 % labels agree with pytorch on 8 frames from val/ (11 classes predicted), max |logit diff| 2.1e-05
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +36,7 @@ import torch
 from torch import nn
 
 from rtseg.contract import ModelInfo
-from rtseg.errors import ModelError, RtsegError, first_line
+from rtseg.errors import ExportError, ModelError, RtsegError, first_line
 from rtseg.export import frames as frames_mod
 
 log = logging.getLogger(__name__)
@@ -47,22 +49,36 @@ MIN_AGREEMENT = {"fp32": 0.999, "fp16": 0.99}
 INT8_GOAL = 0.98
 
 
-class ExportError(RtsegError):
-    """A step of the export failed (the message names the step and the file)."""
-
-
 @dataclass(frozen=True)
 class ParityReport:
-    """ONNX vs reference on the same frames."""
+    """ONNX vs reference on the same frames.
+
+    ``frames_from`` says which frames (``"frames from DIR"``, ``"synthetic frames (no --frames
+    given)"``). ``reference_classes`` counts the classes the reference predicts on them: with
+    one class everywhere (random weights, blank frames) any constant output agrees, so the
+    report is not :attr:`meaningful` and says so instead of printing 100 %.
+    """
 
     frames: int
     label_agreement: float
     max_abs_logit_diff: float | None = None  # None when the reference gives no logits
     reference: str = "pytorch"
+    frames_from: str = "frames"
+    reference_classes: int = 0
+
+    @property
+    def meaningful(self) -> bool:
+        """True when the reference labels vary (two classes or more), so agreement can fail."""
+        return self.reference_classes >= 2
 
     def __str__(self) -> str:
         diff = "" if self.max_abs_logit_diff is None else f", max |logit diff| {self.max_abs_logit_diff:.2e}"
-        return f"{self.label_agreement * 100:.3f} % labels agree with {self.reference} on {self.frames} frames{diff}"
+        agreement = f"{self.label_agreement * 100:.3f} %"
+        if not self.meaningful:
+            return (f"label parity not meaningful: {self.reference} predicts one class on every pixel of "
+                    f"{self.frames} {self.frames_from}, so any constant output agrees ({agreement} here){diff}")
+        return (f"{agreement} labels agree with {self.reference} on {self.frames} {self.frames_from} "
+                f"({self.reference_classes} classes predicted){diff}")
 
 
 @dataclass
@@ -75,7 +91,6 @@ class ExportResult:
     parity: ParityReport
     int8: object | None = None  # rtseg.export.quantize.Int8Report
     simplified: bool = False
-    steps_s: dict[str, float] = field(default_factory=dict)
 
 
 def step(name: str) -> Callable:
@@ -321,25 +336,28 @@ def run_torch(module: nn.Module, x: np.ndarray, chunk: int = 4) -> np.ndarray:
 
 @step("parity")
 def parity(module: nn.Module, path: Path, frames: Sequence[np.ndarray], info: ModelInfo | None = None,
-           size: tuple[int, int] | None = None) -> ParityReport:
+           size: tuple[int, int] | None = None, frames_from: str = "frames") -> ParityReport:
     """Compare the ONNX file with the PyTorch module on the same frames.
 
     Frames are pre-processed with the metadata read back from the file (``info`` None), so
-    this also checks that what export writes is what the pipeline reads.
+    this also checks that what export writes is what the pipeline reads. ``frames_from`` says
+    where the frames come from, for the report.
     """
     info = info or read_metadata(path)
     x = frames_mod.batch(list(frames), info, size)
     ref = run_torch(module, x)
+    ref_labels = ref.argmax(1)
     labels, logits = run_onnx(path, x)
-    agreement = float((labels == ref.argmax(1)).mean())
+    agreement = float((labels == ref_labels).mean())
     diff = float(np.abs(logits - ref).max()) if logits is not None else None
-    return ParityReport(frames=len(x), label_agreement=agreement, max_abs_logit_diff=diff)
+    return ParityReport(frames=len(x), label_agreement=agreement, max_abs_logit_diff=diff,
+                        frames_from=frames_from, reference_classes=len(np.unique(ref_labels)))
 
 
 def export_model(module: nn.Module, path: str | Path, info: ModelInfo | None = None, *,
-                 frames: Sequence[np.ndarray] | None = None, input_size: tuple[int, int] | None = None,
-                 argmax: bool = True, dynamic_hw: bool = False, fp16: bool = False,
-                 int8: bool = False, calib_frames: Sequence[np.ndarray] | None = None,
+                 frames: Sequence[np.ndarray] | None = None, frames_from: str | None = None,
+                 input_size: tuple[int, int] | None = None, argmax: bool = True, dynamic_hw: bool = False,
+                 fp16: bool = False, int8: bool = False, calib_frames: Sequence[np.ndarray] | None = None,
                  calib_method: str = "minmax", int8_float_convs: int = 3, opset: int = DEFAULT_OPSET,
                  simplify_graph: bool = False, exporter: str = "legacy",
                  min_agreement: float | None = None, min_int8_agreement: float = 0.0) -> ExportResult:
@@ -349,28 +367,63 @@ def export_model(module: nn.Module, path: str | Path, info: ModelInfo | None = N
         module: the model; ``forward(images) -> logits (N, C, H, W)``.
         path: output ``.onnx`` file.
         info: what the model declares (classes, palette, mean/std...); ``output`` is set here.
-        frames: BGR uint8 frames for the parity check (None: synthetic frames, with a warning).
+        frames: BGR uint8 frames for the parity check (None: synthetic frames, and the report says so).
+        frames_from: where ``frames`` come from, for the reports, e.g. ``"frames from val/"``.
         input_size: (height, width) to trace and verify at; default ``info.input_size`` or 360x480.
         argmax: label map inside the graph (the live default) instead of logits.
         dynamic_hw: dynamic height/width besides the dynamic batch.
         fp16: half-precision weights/activations, float32 I/O.
         int8: static QDQ per-channel quantization calibrated on ``calib_frames``.
-        calib_method: int8 calibration: minmax, entropy or percentile.
-        int8_float_convs: the first N convolutions stay float in the int8 model.
+        calib_method, int8_float_convs: int8 calibration method; how many first convolutions stay float.
         min_agreement: fail below this label agreement with PyTorch (default 99.9 % fp32, 99 % fp16).
-        min_int8_agreement: fail when int8 agrees with fp32 less than this on held-out frames.
+        min_int8_agreement: fail when int8 agrees with fp32 less than this on the parity frames.
 
     Raises:
         ExportError: a step failed or parity is below the threshold; nothing is left at ``path``.
     """
+    check_request(fp16, int8, calib_frames)
+    path, precision = Path(path), "fp16" if fp16 else "int8" if int8 else "fp32"
+    info = info or ModelInfo()
+    info = file_info(module, info, tuple(input_size or info.input_size or (360, 480)), argmax=argmax,
+                     precision=precision, opset=opset, dynamic_hw=dynamic_hw)
+    frames, frames_from = parity_frames(frames, frames_from, info.input_size)
+    with tempfile.TemporaryDirectory(prefix="rtseg-export-") as tmp:
+        fp32_path = Path(tmp) / "model.fp32.onnx"
+        simplified = write_fp32(module, fp32_path, info, dynamic_hw=dynamic_hw, opset=opset, exporter=exporter,
+                                simplify_graph=simplify_graph)
+        fp32_minimum = MIN_AGREEMENT["fp32"] if min_agreement is None or fp16 else min_agreement
+        report = require_parity(module, fp32_path, frames, frames_from, "fp32", fp32_minimum, path)
+        final, int8_report = fp32_path, None
+        if fp16:
+            final = write_fp16(fp32_path, info)
+            minimum = MIN_AGREEMENT["fp16"] if min_agreement is None else min_agreement
+            report = require_parity(module, final, frames, frames_from, "fp16", minimum, path)
+        elif int8:
+            final, int8_report = write_int8(fp32_path, info, calib_frames, frames, frames_from, path,
+                                            method=calib_method, float_convs=int8_float_convs,
+                                            minimum=min_int8_agreement)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(final, path)
+    return ExportResult(path=path, info=info, precision=precision, parity=report, int8=int8_report,
+                        simplified=simplified)
+
+
+def check_request(fp16: bool, int8: bool, calib_frames: Sequence[np.ndarray] | None) -> None:
+    """Refuse option combinations that cannot work, before any work."""
     if fp16 and int8:
         raise ExportError("--fp16 and --int8 exclude each other")
     if int8 and not calib_frames:
         raise ExportError("int8 quantization needs calibration frames (--calib DIR)")
-    path = Path(path)
-    info = info or ModelInfo()
-    input_size = tuple(input_size or info.input_size or (360, 480))
-    num_classes = len(info.classes) or None
+
+
+def file_info(module: nn.Module, info: ModelInfo, input_size: tuple[int, int], *, argmax: bool,
+              precision: str, opset: int, dynamic_hw: bool) -> ModelInfo:
+    """``info`` as the file will declare it, with its classes checked against the module's output.
+
+    Raises:
+        ExportError: the module does not return logits at input resolution, or ``info`` names
+            another number of classes.
+    """
     with torch.inference_mode():
         probe = module.eval()(torch.zeros(1, 3, *input_size))
     if probe.ndim != 4 or tuple(probe.shape[-2:]) != input_size:
@@ -379,65 +432,82 @@ def export_model(module: nn.Module, path: str | Path, info: ModelInfo | None = N
     num_classes = int(probe.shape[1])
     if info.classes and len(info.classes) != num_classes:
         raise ExportError(f"model has {num_classes} output classes but the info names {len(info.classes)}")
-    precision = "fp16" if fp16 else "int8" if int8 else "fp32"
-    info = dataclasses.replace(info.with_classes(num_classes), input_size=input_size,
+    return dataclasses.replace(info.with_classes(num_classes), input_size=input_size,
                                output="labels" if argmax else "logits",
                                extra={**dict(info.extra), "precision": precision, "opset": str(opset),
                                       "dynamic_hw": str(dynamic_hw).lower()})
-    if frames is None:
-        log.warning("no frames given for the parity check; using synthetic frames")
-        frames = frames_mod.synthetic_frames(4, *input_size)
-    t_all = time.perf_counter()
-    steps: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="rtseg-export-") as tmp:
-        fp32_path = Path(tmp) / "model.fp32.onnx"
-        t = time.perf_counter()
-        export_onnx(module, fp32_path, input_size, argmax=argmax, num_classes=num_classes,
-                    dynamic_hw=dynamic_hw, opset=opset, exporter=exporter)
-        steps["export"] = time.perf_counter() - t
-        simplified = simplify(fp32_path) if simplify_graph else False
-        fp32_info = dataclasses.replace(info, extra={**dict(info.extra), "precision": "fp32"})
-        write_metadata(fp32_path, fp32_info)
-        check_onnx(fp32_path, input_size)
-        t = time.perf_counter()
-        report = parity(module, fp32_path, frames)
-        steps["parity_fp32"] = time.perf_counter() - t
-        log.info("fp32 parity: %s", report)
-        _require(report, min_agreement if min_agreement is not None and not fp16 else MIN_AGREEMENT["fp32"],
-                 "fp32", path)
-        int8_report = None
-        if fp16:
-            final = to_fp16(fp32_path, Path(tmp) / "model.fp16.onnx")
-            write_metadata(final, info)
-            check_onnx(final, input_size)
-            report = parity(module, final, frames)
-            log.info("fp16 parity: %s", report)
-            _require(report, min_agreement if min_agreement is not None else MIN_AGREEMENT["fp16"], "fp16", path)
-        elif int8:
-            from rtseg.export.quantize import quantize_int8
-
-            final = Path(tmp) / "model.int8.onnx"
-            int8_report = quantize_int8(fp32_path, final, calib_frames, heldout_frames=frames, info=fp32_info,
-                                        method=calib_method, float_convs=int8_float_convs)
-            write_metadata(final, info)
-            check_onnx(final, input_size)
-            log.info("int8: %s", int8_report)
-            if int8_report.label_agreement < INT8_GOAL:
-                log.warning("int8 agrees with fp32 on %.2f %% of labels, below the %.0f %% goal",
-                            int8_report.label_agreement * 100, INT8_GOAL * 100)
-            if int8_report.label_agreement < min_int8_agreement:
-                raise ExportError(f"{path}: int8 label agreement {int8_report.label_agreement * 100:.2f} % "
-                                  f"< required {min_int8_agreement * 100:.2f} %; not written")
-        else:
-            final = fp32_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(final, path)
-    steps["total"] = time.perf_counter() - t_all
-    return ExportResult(path=path, info=info, precision=precision, parity=report, int8=int8_report,
-                        simplified=simplified, steps_s=steps)
 
 
-def _require(report: ParityReport, minimum: float, precision: str, path: Path) -> None:
+def with_precision(info: ModelInfo, precision: str) -> ModelInfo:
+    """``info`` with another ``precision`` in its extra metadata."""
+    return dataclasses.replace(info, extra={**dict(info.extra), "precision": precision})
+
+
+def parity_frames(frames: Sequence[np.ndarray] | None, frames_from: str | None,
+                  input_size: tuple[int, int]) -> tuple[list[np.ndarray], str]:
+    """The parity frames and what the reports call them; synthetic frames when none are given."""
+    if frames is not None:
+        return list(frames), frames_from or "frames passed to export_model"
+    log.warning("no frames given for the parity check; using synthetic frames")
+    return frames_mod.synthetic_frames(4, *input_size), "synthetic frames (no real frames given)"
+
+
+def write_fp32(module: nn.Module, path: Path, info: ModelInfo, *, dynamic_hw: bool, opset: int,
+               exporter: str, simplify_graph: bool) -> bool:
+    """Steps 1-4 for the float32 file: trace, simplify (optional), metadata, checks; True if simplified."""
+    export_onnx(module, path, info.input_size, argmax=info.output == "labels", num_classes=len(info.classes),
+                dynamic_hw=dynamic_hw, opset=opset, exporter=exporter)
+    simplified = simplify(path) if simplify_graph else False
+    write_metadata(path, with_precision(info, "fp32"))
+    check_onnx(path, info.input_size)
+    return simplified
+
+
+def require_parity(module: nn.Module, onnx_path: Path, frames: Sequence[np.ndarray], frames_from: str,
+                   precision: str, minimum: float, path: Path) -> ParityReport:
+    """Step 5: parity of ``onnx_path`` with ``module``, logged; a warning when it is not meaningful.
+
+    Raises:
+        ExportError: label agreement below ``minimum`` (the message names the output ``path``).
+    """
+    report = parity(module, onnx_path, frames, frames_from=frames_from)
+    log.info("%s parity: %s", precision, report)
+    if not report.meaningful:
+        log.warning("%s parity: %s; check with real frames (--frames) and trained weights", precision, report)
     if report.label_agreement < minimum:
         raise ExportError(f"{path}: {precision} parity failed: {report} (need >= {minimum * 100:.1f} %); "
                           f"not written")
+    return report
+
+
+def write_fp16(fp32_path: Path, info: ModelInfo) -> Path:
+    """Step 2 (fp16) on the verified float32 file, then its metadata and checks."""
+    final = to_fp16(fp32_path, fp32_path.with_name("model.fp16.onnx"))
+    write_metadata(final, info)
+    check_onnx(final, info.input_size)
+    return final
+
+
+def write_int8(fp32_path: Path, info: ModelInfo, calib_frames: Sequence[np.ndarray],
+               heldout: Sequence[np.ndarray], heldout_from: str, path: Path, *, method: str, float_convs: int,
+               minimum: float):
+    """Step 6: quantize the verified float32 file, write metadata, check; returns (file, Int8Report).
+
+    Raises:
+        ExportError: int8 agrees with fp32 on fewer labels than ``minimum``.
+    """
+    from rtseg.export.quantize import quantize_int8
+
+    final = fp32_path.with_name("model.int8.onnx")
+    report = quantize_int8(fp32_path, final, calib_frames, heldout_frames=heldout, info=with_precision(info, "fp32"),
+                           method=method, float_convs=float_convs, heldout_from=heldout_from)
+    write_metadata(final, info)
+    check_onnx(final, info.input_size)
+    log.info("int8: %s", report)
+    if report.label_agreement < INT8_GOAL:
+        log.warning("int8 agrees with fp32 on %.2f %% of labels, below the %.0f %% goal",
+                    report.label_agreement * 100, INT8_GOAL * 100)
+    if report.label_agreement < minimum:
+        raise ExportError(f"{path}: int8 label agreement {report.label_agreement * 100:.2f} % "
+                          f"< required {minimum * 100:.2f} %; not written")
+    return final, report

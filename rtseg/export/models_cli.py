@@ -3,6 +3,7 @@
 Examples:
     rtseg models                 # everything
     rtseg models --cache ~/m     # exported files in another cache folder
+    rtseg models --registry DIR  # also the registry entries (*.yaml) in DIR
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog="\n".join(__doc__.split("\n")[2:]),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cache", type=Path, help="folder of exported models (default: $RTSEG_CACHE/models)")
+    p.add_argument("--registry", action="append", type=Path, metavar="DIR",
+                   help="also list registry entries (*.yaml) from DIR; built-in entries win on equal names")
     p.add_argument("--debug", action="store_true", help="verbose logs and full tracebacks")
     return p
 
@@ -35,13 +38,13 @@ def _classes(classes) -> str:
     return f"{len(classes)} ({shown}{', ...' if len(classes) > 4 else ''})"
 
 
-def registry_rows() -> list[tuple[str, ...]]:
-    """(name, arch, classes, input size, weights) per registry entry."""
-    from rtseg.export.registry import load_registry
+def registry_rows(user_dirs: list[Path] | None = None) -> list[tuple[str, ...]]:
+    """(name, arch, classes, input size, weights) per registry entry (built-ins, then ``user_dirs``)."""
+    from rtseg.export.registry import WEIGHT_KINDS, load_registry
 
     rows = []
-    for spec in load_registry().values():
-        kind = next((k for k in ("torchvision", "url", "path") if k in spec.weights), "none")
+    for spec in load_registry(user_dirs or ()).values():
+        kind = next((k for k in WEIGHT_KINDS if k in spec.weights), "none")
         weights = f"{kind}: {spec.weights[kind]}" if kind != "none" else "none (random init)"
         rows.append((spec.name, spec.arch, _classes(spec.info.classes), _size(spec.info.input_size), weights))
     return rows
@@ -50,7 +53,7 @@ def registry_rows() -> list[tuple[str, ...]]:
 def builtin_arch_rows() -> list[tuple[str, ...]]:
     """(name, family) per architecture export can build; empty without the export extra."""
     try:
-        from rtseg.export.build import builtin_names
+        from rtseg.export.builder import builtin_names
     except ImportError as exc:
         log.info("built-in architectures need the export extra (pip install rtseg[export]): %s", exc)
         return []
@@ -91,15 +94,17 @@ def print_table(title: str, header: tuple[str, ...], rows: list[tuple[str, ...]]
 def run(args: argparse.Namespace) -> int:
     """Print the tables; returns 0."""
     from rtseg.cache import models_dir
+    from rtseg.export.registry import registry_dirs
 
-    print_table("Registry (configs/models/*.yaml)", ("name", "arch", "classes", "input", "weights"),
-                registry_rows())
+    folders = ", ".join(str(d) for d in registry_dirs(args.registry or ()))
+    print_table(f"Registry ({folders}; rtseg export NAME)", ("name", "arch", "classes", "input", "weights"),
+                registry_rows(args.registry))
     print_table("Architectures (rtseg export NAME --weights FILE)", ("name", "family"), builtin_arch_rows())
-    from rtseg.realtime.engine import ASSETS
+    from rtseg.assets import ASSETS, builtin_model_files
 
     print_table(f"Built-in models ({ASSETS}; run with --model NAME)",
                 ("file", "name", "classes", "input", "output", "precision"),
-                onnx_rows(sorted(ASSETS.glob("*.onnx")))
+                onnx_rows(list(builtin_model_files().values()))
                 + [("otsu", "otsu", "2 (background, foreground)", "frame", "labels", "no weights")])
     cache = args.cache or models_dir()
     if args.cache and not cache.is_dir():

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from rtseg.contract import ModelInfo
+from rtseg.errors import ExportError
 from rtseg.export import frames as frames_mod
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,8 @@ DEFAULT_FLOAT_CONVS = 3
 
 @dataclass(frozen=True)
 class Int8Report:
-    """int8 vs fp32 on held-out frames."""
+    """int8 vs fp32 on held-out frames; ``heldout_from`` says which, ``fp32_classes`` how many classes
+    fp32 predicts there (one class everywhere: agreement proves nothing and the report says so)."""
 
     calib_frames: int
     heldout_frames: int
@@ -39,6 +41,8 @@ class Int8Report:
     fp32_ms: float
     int8_ms: float
     threads: int
+    heldout_from: str = "held-out frames"
+    fp32_classes: int = 0
 
     @property
     def speedup(self) -> float:
@@ -46,9 +50,15 @@ class Int8Report:
         return self.fp32_ms / self.int8_ms if self.int8_ms else float("nan")
 
     def __str__(self) -> str:
-        return (f"{self.label_agreement * 100:.2f} % labels agree with fp32 on {self.heldout_frames} held-out "
-                f"frames; CPU ({self.threads} threads) {self.fp32_ms:.1f} ms fp32 -> {self.int8_ms:.1f} ms int8 "
-                f"(x{self.speedup:.2f})")
+        agreement = f"{self.label_agreement * 100:.2f} %"
+        frames = f"{self.heldout_frames} {self.heldout_from}"
+        if self.fp32_classes < 2:
+            compared = (f"label agreement not meaningful: fp32 predicts one class on every pixel of {frames} "
+                        f"({agreement} here)")
+        else:
+            compared = f"{agreement} labels agree with fp32 on {frames}"
+        return (f"{compared}, calibrated on {self.calib_frames} frames; CPU ({self.threads} threads) "
+                f"{self.fp32_ms:.1f} ms fp32 -> {self.int8_ms:.1f} ms int8 (x{self.speedup:.2f})")
 
 
 def _calibration_reader_class():
@@ -84,7 +94,7 @@ def frame_reader(frames: Sequence[np.ndarray], info: ModelInfo):
 def quantize_int8(fp32_path: str | Path, out_path: str | Path, calib_frames: Sequence[np.ndarray],
                   heldout_frames: Sequence[np.ndarray], info: ModelInfo, *, per_channel: bool = True,
                   method: str = "minmax", float_convs: int = DEFAULT_FLOAT_CONVS, threads: int = 2,
-                  timing_runs: int = 5) -> Int8Report:
+                  timing_runs: int = 5, heldout_from: str = "held-out frames") -> Int8Report:
     """Quantize ``fp32_path`` to ``out_path`` (QDQ, per-channel, uint8 activations / int8 weights).
 
     Args:
@@ -96,11 +106,9 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, calib_frames: Seq
         method: calibration: minmax, entropy or percentile.
         float_convs: how many of the first Conv nodes (graph order) stay float.
         threads: CPU threads for the timing.
+        heldout_from: what the report calls the held-out frames, e.g. ``"frames from val/"``.
     """
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    from rtseg.export.exporter import ExportError, run_onnx
+    from rtseg.export.exporter import run_onnx
 
     if method not in CALIBRATION_METHODS:
         raise ExportError(f"unknown calibration method {method!r} ({', '.join(CALIBRATION_METHODS)})")
@@ -108,6 +116,24 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, calib_frames: Seq
         raise ExportError("int8 quantization needs calibration frames")
     fp32_path, out_path = Path(fp32_path), Path(out_path)
     t0 = time.perf_counter()
+    calibrate_and_quantize(fp32_path, out_path, frame_reader(calib_frames, info), per_channel=per_channel,
+                           method=method, float_convs=float_convs)
+    log.info("int8 quantization (%d calibration frames): %.1f s", len(calib_frames), time.perf_counter() - t0)
+    x = frames_mod.batch(list(heldout_frames), info)
+    ref, _ = run_onnx(fp32_path, x, want_logits=False)
+    got, _ = run_onnx(out_path, x, want_logits=False)
+    return Int8Report(calib_frames=len(calib_frames), heldout_frames=len(x), label_agreement=float((ref == got).mean()),
+                      fp32_ms=time_session(fp32_path, x[:1], threads, timing_runs),
+                      int8_ms=time_session(out_path, x[:1], threads, timing_runs), threads=threads,
+                      heldout_from=heldout_from, fp32_classes=len(np.unique(ref)))
+
+
+def calibrate_and_quantize(fp32_path: Path, out_path: Path, reader, *, per_channel: bool, method: str,
+                           float_convs: int) -> None:
+    """onnxruntime's shape pre-processing (when it works) and ``quantize_static`` (QDQ) on ``reader``'s frames."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
     with tempfile.TemporaryDirectory(prefix="rtseg-int8-") as tmp:
         pre = Path(tmp) / "pre.onnx"
         try:
@@ -118,21 +144,13 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, calib_frames: Seq
         keep_float = first_convs(pre, float_convs)
         with _quiet_root_logger():
             quantize_static(
-                str(pre), str(out_path), frame_reader(calib_frames, info),
+                str(pre), str(out_path), reader,
                 quant_format=QuantFormat.QDQ, per_channel=per_channel,
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                 calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                                   "percentile": CalibrationMethod.Percentile}[method],
                 nodes_to_exclude=keep_float,
             )
-    log.info("int8 quantization (%d calibration frames): %.1f s", len(calib_frames), time.perf_counter() - t0)
-    x = frames_mod.batch(list(heldout_frames), info)
-    ref, _ = run_onnx(fp32_path, x, want_logits=False)
-    got, _ = run_onnx(out_path, x, want_logits=False)
-    agreement = float((ref == got).mean())
-    fp32_ms = time_session(fp32_path, x[:1], threads, timing_runs)
-    int8_ms = time_session(out_path, x[:1], threads, timing_runs)
-    return Int8Report(len(calib_frames), len(x), agreement, fp32_ms, int8_ms, threads)
 
 
 def first_convs(path: Path, count: int) -> list[str]:

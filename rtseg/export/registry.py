@@ -1,4 +1,8 @@
-"""The model registry: ``configs/models/*.yaml``, one model per file.
+"""The model registry: one YAML file per model, built-ins in ``rtseg/configs/models/``.
+
+The built-in entries ship inside the package (package data), so their names work in any
+install. More folders are read only when named: ``--registry DIR`` or ``$RTSEG_MODELS_DIR``;
+a built-in entry wins over a user entry of the same name (which is skipped with a warning).
 
 Example entry::
 
@@ -15,6 +19,7 @@ Example entry::
       # url: https://.../model.pth                 #   URL, downloaded once into the cache
       # sha256: 0123...                            #   required with url
       # path: ~/models/camvid.pt                   #   local file (.pt/.pth/.safetensors)
+      # train: rtseg train --data ... --out runs/x #   no weights ship: a training recipe
     source: torchvision LR-ASPP MobileNetV3-Large, COCO subset with VOC labels
     license: BSD-3-Clause
 """
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +40,7 @@ from rtseg.errors import ModelError, first_line
 
 log = logging.getLogger(__name__)
 
+BUILTIN_DIR = Path(__file__).resolve().parents[1] / "configs" / "models"
 REGISTRY_ENV = "RTSEG_MODELS_DIR"
 
 VOC_CLASSES = (
@@ -45,7 +52,7 @@ CLASS_SETS = {
     "camvid": (CAMVID_CLASSES, CAMVID_PALETTE),
     "voc": (VOC_CLASSES, tuple(default_palette(len(VOC_CLASSES)))),
 }
-WEIGHT_KINDS = ("torchvision", "url", "path")
+WEIGHT_KINDS = ("torchvision", "url", "path", "train")
 _KEYS = {"name", "arch", "classes", "palette", "input_size", "mean", "std", "channel_order",
          "weights", "source", "license", "description"}
 
@@ -67,16 +74,26 @@ class ModelSpec:
         return len(self.info.classes)
 
 
-def registry_dirs() -> list[Path]:
-    """Folders searched for ``*.yaml`` entries: ``$RTSEG_MODELS_DIR``, ./configs/models, the repo's."""
-    dirs = []
-    if os.environ.get(REGISTRY_ENV):
-        dirs.append(Path(os.environ[REGISTRY_ENV]).expanduser())
-    dirs.append(Path.cwd() / "configs" / "models")
-    dirs.append(Path(__file__).resolve().parents[2] / "configs" / "models")
+def registry_dirs(user_dirs: Sequence[str | os.PathLike] = ()) -> list[Path]:
+    """Folders read for ``*.yaml`` entries, in order: built-ins, ``$RTSEG_MODELS_DIR``, ``user_dirs``.
+
+    Raises:
+        ModelError: a folder in ``user_dirs`` (``--registry DIR``) does not exist.
+    """
+    dirs = [BUILTIN_DIR]
+    env = os.environ.get(REGISTRY_ENV)
+    if env:
+        if Path(env).expanduser().is_dir():
+            dirs.append(Path(env).expanduser())
+        else:
+            log.warning("$%s=%s is not a folder; ignored", REGISTRY_ENV, env)
+    for folder in map(Path, user_dirs):
+        if not folder.expanduser().is_dir():
+            raise ModelError(f"--registry {folder}: not a folder")
+        dirs.append(folder.expanduser())
     unique: list[Path] = []
     for d in dirs:
-        if d.is_dir() and d.resolve() not in [u.resolve() for u in unique]:
+        if d.resolve() not in [u.resolve() for u in unique]:
             unique.append(d)
     return unique
 
@@ -167,14 +184,19 @@ def load_spec(path: str | os.PathLike) -> ModelSpec:
     return parse_spec(data, path)
 
 
-def load_registry(dirs: list[Path] | None = None) -> dict[str, ModelSpec]:
-    """All registry entries by name; the first folder wins on duplicate names."""
+def load_registry(user_dirs: Sequence[str | os.PathLike] = ()) -> dict[str, ModelSpec]:
+    """All registry entries by name: the built-ins, then ``$RTSEG_MODELS_DIR`` and ``user_dirs``.
+
+    The first entry of a name wins, so a user entry never replaces a built-in; it is skipped
+    with a warning naming both files.
+    """
     specs: dict[str, ModelSpec] = {}
-    for folder in registry_dirs() if dirs is None else dirs:
+    for folder in registry_dirs(user_dirs):
         for path in sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml")):
             spec = load_spec(path)
             if spec.name in specs:
-                log.debug("registry: %s shadowed by %s", path, specs[spec.name].path)
+                log.warning("registry: %s skipped: %s already defines %r (rename the entry)",
+                            path, specs[spec.name].path, spec.name)
                 continue
             specs[spec.name] = spec
     return specs

@@ -22,7 +22,6 @@ TORCHVISION_MODELS: dict[str, tuple[str, str]] = {
     "deeplabv3_resnet50": ("deeplabv3_resnet50", "DeepLabV3_ResNet50_Weights"),
     "fcn_resnet50": ("fcn_resnet50", "FCN_ResNet50_Weights"),
 }
-TORCHVISION_LICENSE = "BSD-3-Clause (torchvision); weights trained on COCO (VOC classes) - check dataset terms"
 
 
 class OutOnly(nn.Module):

@@ -1,8 +1,8 @@
-"""Load weights safely: local checkpoints, ``.safetensors`` and URLs checked by sha256.
+"""Find and read weight files safely: local checkpoints, ``.safetensors``, URLs checked by sha256.
 
-Local checkpoints are read with ``torch.load(weights_only=True)`` only, so a checkpoint
-cannot run code. URLs are downloaded once into the cache (``$RTSEG_CACHE/weights``) and
-verified against their sha256 before use, every time they are used.
+Local checkpoints are read by :func:`rtseg.checkpoint.read_checkpoint` (``torch.load``
+with ``weights_only=True``), so a checkpoint cannot run code. URLs are downloaded once into
+the cache (``$RTSEG_CACHE/weights``) and verified against their sha256 every time they are used.
 """
 
 from __future__ import annotations
@@ -14,17 +14,14 @@ import shutil
 import tempfile
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from rtseg.cache import weights_dir
-from rtseg.errors import ModelError, first_line
+from rtseg.checkpoint import read_checkpoint, state_dict_of
+from rtseg.errors import ModelError
 
 log = logging.getLogger(__name__)
-
-# keys under which training scripts commonly nest the model's state dict
-_NESTED_KEYS = ("model", "state_dict", "model_state_dict", "model_state")
 
 
 def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -86,7 +83,7 @@ def download(url: str, sha256: str | None, cache: Path | None = None, timeout: f
 def load_state_dict(path: str | os.PathLike, sha256: str | None = None) -> dict[str, Any]:
     """Read a state dict from ``.pt``/``.pth``/``.ckpt`` (weights only) or ``.safetensors``.
 
-    A checkpoint that nests the state dict under ``model``/``state_dict`` is unwrapped.
+    A state dict nested under ``model``/``state_dict`` is unwrapped (:func:`rtseg.checkpoint.state_dict_of`).
 
     Raises:
         ModelError: missing file, wrong hash, unsafe or unreadable checkpoint.
@@ -105,30 +102,7 @@ def load_state_dict(path: str | os.PathLike, sha256: str | None = None) -> dict[
             return dict(load_file(str(path), device="cpu"))
         except Exception as exc:  # noqa: BLE001
             raise ModelError(f"{path}: unreadable safetensors file ({exc})") from None
-    import torch
-
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - UnpicklingError for unsafe pickles, others for junk
-        raise ModelError(f"{path}: cannot load as a weights-only checkpoint ({first_line(exc)})") from None
-    return _unwrap(obj, path)
-
-
-def _unwrap(obj: Any, path: Path) -> dict[str, Any]:
-    if isinstance(obj, Mapping):
-        for key in _NESTED_KEYS:
-            if isinstance(obj.get(key), Mapping):
-                obj = obj[key]
-                break
-        tensors = {k: v for k, v in obj.items() if hasattr(v, "shape")}
-        if tensors:
-            # strip DataParallel / torch.compile prefixes
-            for prefix in ("module.", "_orig_mod."):
-                if all(k.startswith(prefix) for k in tensors):
-                    tensors = {k[len(prefix):]: v for k, v in tensors.items()}
-            return tensors
-    raise ModelError(f"{path}: no state dict found (expected a dict of tensors, "
-                     f"optionally under one of {', '.join(_NESTED_KEYS)})")
+    return state_dict_of(read_checkpoint(path), path)
 
 
 def resolve_weights_file(path: str | None = None, url: str | None = None,
@@ -145,16 +119,3 @@ def resolve_weights_file(path: str | None = None, url: str | None = None,
             return resolve_weights_file(path=urllib.parse.urlparse(url).path, sha256=sha256)
         return download(url, sha256)
     raise ModelError("no weights given (need a local path or a URL)")
-
-
-def load_into(module, state_dict: Mapping[str, Any], source: str, strict: bool = True) -> None:
-    """``module.load_state_dict`` with a one-line error naming the source on mismatch."""
-    try:
-        result = module.load_state_dict(state_dict, strict=strict)
-    except RuntimeError as exc:
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        detail = "; ".join(lines[1:3]) if len(lines) > 1 else lines[0] if lines else ""
-        raise ModelError(f"{source}: weights do not fit the architecture ({detail[:300]})") from None
-    if not strict and (result.missing_keys or result.unexpected_keys):
-        log.warning("%s: %d missing, %d unexpected keys", source,
-                    len(result.missing_keys), len(result.unexpected_keys))

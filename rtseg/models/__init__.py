@@ -1,7 +1,9 @@
 """Segmentation architectures shared by training and export.
 
 ``build_model(arch, num_classes, pretrained)`` returns a module mapping normalised RGB
-``(N, 3, H, W)`` to logits ``(N, num_classes, H, W)`` at the input resolution.
+``(N, 3, H, W)`` to logits ``(N, num_classes, H, W)`` at the input resolution. The networks
+live in :mod:`rtseg.models.networks`; importing this package needs no torch, so a command can
+list the architectures and say which extra is missing before anything heavy loads.
 
 Example:
     >>> model = build_model("effl0_lraspp", num_classes=11)
@@ -11,13 +13,12 @@ Example:
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-from torch import nn
+from typing import TYPE_CHECKING
 
 from rtseg.errors import ModelError
-from rtseg.models.effnet_lite import EfficientNetLite0Encoder
-from rtseg.models.heads import LRASPPHead, UNetHead
+
+if TYPE_CHECKING:
+    from torch import nn
 
 ARCHITECTURES = (
     "effl0_lraspp",
@@ -26,53 +27,6 @@ ARCHITECTURES = (
     "mbv3_lraspp",
     "mbv3_small_lraspp",
 )
-EFFL0_BLOCKS = 14  # 3 of the 4 stride-32 blocks: ~7.7 MB fp32 in ONNX, ~30 ms at 360x480 on 2 cores
-
-
-class EncoderDecoder(nn.Module):
-    """EfficientNet-Lite0 encoder + LR-ASPP or U-Net decoder, logits upsampled to the input."""
-
-    def __init__(self, num_classes: int, decoder: str, pretrained: bool) -> None:
-        super().__init__()
-        self.encoder = EfficientNetLite0Encoder(EFFL0_BLOCKS)
-        if pretrained:
-            self.encoder.load_imagenet()
-        c = self.encoder.channels
-        self.decoder_name = decoder
-        if decoder == "lraspp":
-            self.decoder = LRASPPHead(c[1], c[3], num_classes)
-        else:
-            self.decoder = UNetHead(c, num_classes, mode=decoder)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feats = self.encoder(x)
-        if self.decoder_name == "lraspp":
-            logits = self.decoder(feats[1], feats[3])
-        else:
-            logits = self.decoder(feats)
-        return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
-
-
-class TorchvisionLRASPP(nn.Module):
-    """torchvision's LR-ASPP MobileNetV3 returning a tensor instead of a dict."""
-
-    def __init__(self, num_classes: int, large: bool) -> None:
-        super().__init__()
-        from torchvision.models._utils import IntermediateLayerGetter
-        from torchvision.models.mobilenetv3 import mobilenet_v3_large, mobilenet_v3_small
-        from torchvision.models.segmentation.lraspp import LRASPPHead as TVHead
-
-        backbone = (mobilenet_v3_large if large else mobilenet_v3_small)(
-            weights=None, dilated=True).features
-        stage = [0] + [i for i, b in enumerate(backbone) if getattr(b, "_is_cn", False)] + [len(backbone) - 1]
-        low, high = stage[-4], stage[-1]
-        self.backbone = IntermediateLayerGetter(backbone, return_layers={str(low): "low", str(high): "high"})
-        self.head = TVHead(backbone[low].out_channels, backbone[high].out_channels, num_classes, 128)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feats = self.backbone(x)
-        out = self.head(feats)
-        return F.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
 def build_model(arch: str, num_classes: int, pretrained: bool = False) -> nn.Module:
@@ -90,6 +44,8 @@ def build_model(arch: str, num_classes: int, pretrained: bool = False) -> nn.Mod
         raise ModelError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
     if num_classes < 1:
         raise ModelError(f"num_classes must be >= 1, got {num_classes}")
+    from rtseg.models.networks import EncoderDecoder, TorchvisionLRASPP
+
     if arch.startswith("effl0_"):
         decoder = arch.removeprefix("effl0_").removeprefix("unet_")
         return EncoderDecoder(num_classes, decoder, pretrained)

@@ -1,4 +1,8 @@
-"""Training and evaluation: ``rtseg train`` / ``rtseg eval`` and their Python API."""
+"""Training and evaluation: ``rtseg train`` / ``rtseg eval`` and their Python API.
+
+The loop lives in :mod:`rtseg.train.loop`, scoring in :mod:`rtseg.train.evaluation`; the
+names here are functions (no submodule shares their names).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ def train(data: str, out: str, **options: Any) -> dict:
         >>> train("camvid:../shared/data/camvid", "runs/try", arch="effl0_lraspp", epochs=1)  # doctest: +SKIP
     """
     from rtseg.train.cli import build_parser
-    from rtseg.train.train import main
+    from rtseg.train.loop import main
 
     args = build_parser().parse_args(["--data", data, "--out", str(out)])
     for key, value in options.items():

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 
 from rtseg.data import KINDS
+from rtseg.extras import require_extra
 from rtseg.models import ARCHITECTURES
 
 
@@ -59,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rtseg.train.train import main
+    require_extra("train", "rtseg train")
+    from rtseg.train.loop import main
 
     summary = main(args)
     best = summary["best_miou"]

@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from rtseg.data import KINDS
+from rtseg.extras import require_extra
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    require_extra("train", "rtseg eval", ("torch", "torchvision", "matplotlib"))  # no ImageNet weights needed
     from rtseg.train.evaluation import evaluate_model
 
     model = Path(args.model)

@@ -18,25 +18,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from rtseg.checkpoint import load_model_checkpoint
 from rtseg.data import EvalPreset, SegmentationDataset, open_dataset
-from rtseg.errors import ModelError, RtsegError, first_line
-from rtseg.models import build_model
+from rtseg.errors import ModelError, RtsegError
 from rtseg.train.metrics import ConfusionMatrix, plot_confusion
 
 log = logging.getLogger(__name__)
-
-
-def load_checkpoint_model(path: Path) -> tuple[torch.nn.Module, dict]:
-    """Model from a ``rtseg train`` checkpoint (``checkpoint.pth`` or ``model_best.pth``)."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - corrupt/foreign files raise many kinds
-        raise ModelError(f"cannot load checkpoint {path}: {first_line(exc)}") from None
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "arch" not in ckpt:
-        raise ModelError(f"{path}: not an rtseg training checkpoint (no 'model'/'arch')")
-    model = build_model(ckpt["arch"], ckpt["num_classes"])
-    model.load_state_dict(ckpt["model"])
-    return model.eval(), ckpt
 
 
 def torch_predictor(model: torch.nn.Module, size: tuple[int, int] | None) -> Callable[[np.ndarray], np.ndarray]:
@@ -88,7 +75,7 @@ def evaluate_model(model: str | Path, data: str, split: str = "val", out: str | 
     else:
         if threads:
             torch.set_num_threads(threads)
-        net, ckpt = load_checkpoint_model(path)
+        net, ckpt = load_model_checkpoint(path)
         if ckpt["num_classes"] != num_classes:
             raise RtsegError(f"{path}: model has {ckpt['num_classes']} classes, dataset {data} has {num_classes}")
         predict = torch_predictor(net, size)

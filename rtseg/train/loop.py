@@ -1,10 +1,11 @@
 """Training loop in the shape of torchvision's references/segmentation/train.py.
 
 Top-level functions in reading order: :func:`get_dataset`, :func:`get_transform`,
-:func:`criterion`, :func:`evaluate`, :func:`train_one_epoch`, :func:`main`. The checkpoint is a
-plain dict (model, optimizer, scheduler, scaler, epoch, args, ...) that ``--resume`` restores
-in full; ``checkpoint.pth`` is rewritten every epoch and ``model_best.pth`` keeps the best
-validation mIoU.
+:func:`criterion`, :func:`evaluate`, :func:`train_one_epoch`, :func:`main`, and the steps of
+``main``: :func:`setup`, :func:`resume`, :func:`run_epoch`, :func:`save_checkpoints`.
+``checkpoint.pth`` is rewritten every epoch and ``--resume`` restores it in full;
+``model_best.pth`` keeps the best validation mIoU. Their keys:
+:class:`rtseg.checkpoint.TrainCheckpoint` and :class:`rtseg.checkpoint.BestCheckpoint`.
 
 Python API:
     >>> from rtseg.train import train
@@ -22,6 +23,7 @@ import os
 import random
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from rtseg.checkpoint import BestCheckpoint, ModelMeta, TrainCheckpoint, read_training_checkpoint, write_checkpoint
 from rtseg.contract import IMAGENET_MEAN, IMAGENET_STD
 from rtseg.data import EvalPreset, SegmentationDataset, TrainPreset, open_dataset
 from rtseg.errors import RtsegError
@@ -114,33 +117,66 @@ def train_one_epoch(model: nn.Module, loss_fn: nn.Module, optimizer, scheduler, 
     return total / max(steps, 1)
 
 
+@dataclass
+class Run:
+    """One training run: what :func:`setup` builds and the later steps use and update."""
+
+    args: argparse.Namespace
+    out: Path
+    device: torch.device
+    train_set: SegmentationDataset
+    loader: torch.utils.data.DataLoader
+    val_loader: torch.utils.data.DataLoader | None
+    generator: torch.Generator  # the loader's shuffling stream, saved for --resume
+    model: nn.Module
+    loss_fn: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler | None  # CUDA float16 autocast only
+    amp_dtype: torch.dtype | None  # float16 (CUDA), bfloat16 (--bf16 on the CPU) or None
+    ema: torch.optim.swa_utils.AveragedModel | None
+    meta: ModelMeta
+    steps_per_epoch: int
+    start_epoch: int = 1
+    best: float = -1.0  # best validation mIoU so far; -1 before the first validation
+
+    @property
+    def scored(self) -> nn.Module:
+        """The weights that validation scores and ``model_best.pth`` keeps: the EMA when there is one."""
+        return self.ema.module if self.ema is not None else self.model
+
+
 def main(args: argparse.Namespace) -> dict:
     """Train as configured by ``args`` (see :mod:`rtseg.train.cli`); returns the final summary."""
+    run = setup(args)
+    resume(run, _resume_path(args.resume, run.out))
+    rows = _read_rows(run.out / "metrics.csv", keep_until=run.start_epoch - 1)
+    log.info("train %s: %d images, %d classes, %s%s on %s, %d steps/epoch, epochs %d..%d",
+             args.data, len(run.train_set), run.meta["num_classes"], args.arch,
+             " (ImageNet init)" if run.meta["pretrained"] else "", run.device, run.steps_per_epoch,
+             run.start_epoch, args.epochs)
+    for epoch in range(run.start_epoch, args.epochs + 1):
+        row, improved = run_epoch(run, epoch)
+        rows.append(row)
+        save_checkpoints(run, epoch, improved)
+        _write_rows(run.out / "metrics.csv", rows)
+        plot_history(rows, run.out / "history.png")
+        log.info("epoch %d/%d: loss %s, val mIoU %s, pixel acc %s, lr %s, %ss%s", epoch, args.epochs,
+                 row["train_loss"], row["val_miou"] or "-", row["val_pixel_acc"] or "-", row["lr"],
+                 row["epoch_s"], " (best)" if improved else "")
+    return {"out": str(run.out), "best_miou": run.best, "epochs": args.epochs, "rows": rows}
+
+
+def setup(args: argparse.Namespace) -> Run:
+    """Seed, device, data, model, loss, optimiser, schedule, AMP and EMA (this order fixes the random streams)."""
     if args.threads:
         torch.set_num_threads(args.threads)
     seed_everything(args.seed)
     device = pick_device(args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-
-    train_set = get_dataset(args.data, "train", cache=args.cache)
-    val_set = get_dataset(args.val_data or args.data, args.val_split, cache=args.cache) if args.val_every else None
-    ignore = train_set.ignore_index
-    if val_set is not None and val_set.classes != train_set.classes:
-        raise RtsegError(f"validation classes {val_set.classes} differ from training classes {train_set.classes}")
-    base_size = args.base_size or min(train_set.load(0)[0].shape[:2])
-    train_set.transforms = get_transform(True, args, ignore, base_size)
-    num_classes = len(train_set.classes)
-    generator = torch.Generator().manual_seed(args.seed)
-    loader = torch.utils.data.DataLoader(
-        train_set, batch_size=args.batch_size, shuffle=True, drop_last=len(train_set) > args.batch_size,
-        num_workers=args.workers, generator=generator, worker_init_fn=_seed_worker,
-        persistent_workers=args.workers > 0, pin_memory=device.type == "cuda")
-    val_loader = None
-    if val_set is not None:
-        val_set.transforms = get_transform(False, args, ignore, base_size)
-        val_loader = torch.utils.data.DataLoader(val_set, batch_size=1, num_workers=args.workers)
-
+    train_set, loader, val_loader, generator = make_loaders(args, device)
+    num_classes, ignore = len(train_set.classes), train_set.ignore_index
     pretrained = args.arch.startswith("effl0_") and not args.scratch
     model = build_model(args.arch, num_classes, pretrained=pretrained).to(device)
     weight = class_weights(train_set, args.class_weights)
@@ -153,72 +189,95 @@ def main(args: argparse.Namespace) -> dict:
     scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" and not args.no_amp else None
     cpu_bf16 = args.bf16 and device.type == "cpu"
     amp_dtype = torch.float16 if scaler is not None else (torch.bfloat16 if cpu_bf16 else None)
-    ema = make_ema(model, args.ema) if args.ema else None
+    meta = ModelMeta(arch=args.arch, num_classes=num_classes, classes=list(train_set.classes), ignore_index=ignore,
+                     mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD), pretrained=pretrained)
+    return Run(args=args, out=out, device=device, train_set=train_set, loader=loader, val_loader=val_loader,
+               generator=generator, model=model, loss_fn=loss_fn, optimizer=optimizer, scheduler=scheduler,
+               scaler=scaler, amp_dtype=amp_dtype, ema=make_ema(model, args.ema) if args.ema else None,
+               meta=meta, steps_per_epoch=steps_per_epoch)
 
-    start_epoch, best = 1, -1.0
-    resume = _resume_path(args.resume, out)
-    if resume is not None:
-        ckpt = torch.load(resume, map_location="cpu", weights_only=True)
-        for key, value in (("arch", args.arch), ("num_classes", num_classes)):
-            if ckpt.get(key) != value:
-                raise RtsegError(f"--resume {resume}: checkpoint has {key}={ckpt.get(key)!r}, run has {value!r}")
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        if ema is not None:
-            if not ckpt.get("ema"):
-                raise RtsegError(f"--resume {resume}: checkpoint has no EMA weights; resume without --ema")
-            ema.load_state_dict(ckpt["ema"])
-        if scaler is not None and ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        start_epoch, best = ckpt["epoch"] + 1, ckpt.get("best_miou", -1.0)
-        if "rng" in ckpt:
-            torch.set_rng_state(ckpt["rng"]["torch"])
-            random.setstate(ckpt["rng"]["python"])
-            generator.set_state(ckpt["rng"]["loader"])
-        log.info("resumed from %s at epoch %d (best val mIoU %.4f)", resume, ckpt["epoch"], best)
-    rows = _read_rows(out / "metrics.csv", keep_until=start_epoch - 1)
 
-    log.info("train %s: %d images, %d classes, %s%s on %s, %d steps/epoch, epochs %d..%d",
-             args.data, len(train_set), num_classes, args.arch, " (ImageNet init)" if pretrained else "",
-             device, steps_per_epoch, start_epoch, args.epochs)
-    meta = {"arch": args.arch, "num_classes": num_classes, "classes": list(train_set.classes),
-            "ignore_index": ignore, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
-            "pretrained": pretrained}
-    progress = not args.no_progress
-    for epoch in range(start_epoch, args.epochs + 1):
-        t0 = time.perf_counter()
-        np.random.seed(args.seed + epoch)
-        train_loss = train_one_epoch(model, loss_fn, optimizer, scheduler, loader, device, epoch,
-                                     scaler, args.max_steps, progress, amp_dtype, ema)
-        scored = ema.module if ema is not None else model
-        row = {"epoch": epoch, "lr": f"{optimizer.param_groups[0]['lr']:.6g}",
-               "train_loss": f"{train_loss:.5f}", "val_loss": "", "val_miou": "", "val_pixel_acc": ""}
-        improved = False
-        if val_loader is not None and (epoch % args.val_every == 0 or epoch == args.epochs):
-            cm, val_loss = evaluate(scored, val_loader, device, num_classes, loss_fn, progress)
-            miou = cm.miou()
-            row.update(val_loss=f"{val_loss:.5f}", val_miou=f"{miou:.5f}", val_pixel_acc=f"{cm.pixel_accuracy():.5f}")
-            improved = miou > best
-            best = max(best, miou)
-        row["epoch_s"] = f"{time.perf_counter() - t0:.1f}"
-        rows.append(row)
-        ckpt = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
-                "ema": ema.state_dict() if ema is not None else None,
-                "epoch": epoch, "args": vars(args), "best_miou": best,
-                "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
-                        "loader": generator.get_state()}, **meta}
-        _atomic_save(ckpt, out / "checkpoint.pth")
-        if improved or val_loader is None:
-            _atomic_save({"model": scored.state_dict(), "epoch": epoch, "val_miou": best,
-                          "args": vars(args), **meta}, out / "model_best.pth")
-        _write_rows(out / "metrics.csv", rows)
-        plot_history(rows, out / "history.png")
-        log.info("epoch %d/%d: loss %s, val mIoU %s, pixel acc %s, lr %s, %ss%s", epoch, args.epochs,
-                 row["train_loss"], row["val_miou"] or "-", row["val_pixel_acc"] or "-", row["lr"],
-                 row["epoch_s"], " (best)" if improved else "")
-    return {"out": str(out), "best_miou": best, "epochs": args.epochs, "rows": rows}
+def make_loaders(args: argparse.Namespace, device: torch.device):
+    """(training set, its shuffling loader, validation loader or None, the loader's generator)."""
+    train_set = get_dataset(args.data, "train", cache=args.cache)
+    val_set = get_dataset(args.val_data or args.data, args.val_split, cache=args.cache) if args.val_every else None
+    ignore = train_set.ignore_index
+    if val_set is not None and val_set.classes != train_set.classes:
+        raise RtsegError(f"validation classes {val_set.classes} differ from training classes {train_set.classes}")
+    base_size = args.base_size or min(train_set.load(0)[0].shape[:2])
+    train_set.transforms = get_transform(True, args, ignore, base_size)
+    generator = torch.Generator().manual_seed(args.seed)
+    loader = torch.utils.data.DataLoader(
+        train_set, batch_size=args.batch_size, shuffle=True, drop_last=len(train_set) > args.batch_size,
+        num_workers=args.workers, generator=generator, worker_init_fn=_seed_worker,
+        persistent_workers=args.workers > 0, pin_memory=device.type == "cuda")
+    val_loader = None
+    if val_set is not None:
+        val_set.transforms = get_transform(False, args, ignore, base_size)
+        val_loader = torch.utils.data.DataLoader(val_set, batch_size=1, num_workers=args.workers)
+    return train_set, loader, val_loader, generator
+
+
+def resume(run: Run, path: Path | None) -> None:
+    """Restore weights, optimiser, schedule, scaler, EMA, random states and the epoch from ``path``."""
+    if path is None:
+        return
+    ckpt = read_training_checkpoint(path)
+    for key in ("arch", "num_classes"):
+        if ckpt.get(key) != run.meta[key]:
+            raise RtsegError(f"--resume {path}: checkpoint has {key}={ckpt.get(key)!r}, run has {run.meta[key]!r}")
+    if "optimizer" not in ckpt:
+        raise RtsegError(f"--resume {path}: holds weights only (model_best.pth?); resume from checkpoint.pth")
+    run.model.load_state_dict(ckpt["model"])
+    run.optimizer.load_state_dict(ckpt["optimizer"])
+    run.scheduler.load_state_dict(ckpt["scheduler"])
+    if run.ema is not None:
+        if not ckpt.get("ema"):
+            raise RtsegError(f"--resume {path}: checkpoint has no EMA weights; resume without --ema")
+        run.ema.load_state_dict(ckpt["ema"])
+    if run.scaler is not None and ckpt.get("scaler"):
+        run.scaler.load_state_dict(ckpt["scaler"])
+    run.start_epoch, run.best = ckpt["epoch"] + 1, ckpt.get("best_miou", -1.0)
+    if "rng" in ckpt:
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        random.setstate(ckpt["rng"]["python"])
+        run.generator.set_state(ckpt["rng"]["loader"])
+    log.info("resumed from %s at epoch %d (best val mIoU %.4f)", path, ckpt["epoch"], run.best)
+
+
+def run_epoch(run: Run, epoch: int) -> tuple[dict, bool]:
+    """Train one epoch and validate when due; returns the metrics.csv row and whether mIoU improved."""
+    args, t0, progress = run.args, time.perf_counter(), not run.args.no_progress
+    np.random.seed(args.seed + epoch)
+    train_loss = train_one_epoch(run.model, run.loss_fn, run.optimizer, run.scheduler, run.loader, run.device,
+                                 epoch, run.scaler, args.max_steps, progress, run.amp_dtype, run.ema)
+    row = {"epoch": epoch, "lr": f"{run.optimizer.param_groups[0]['lr']:.6g}",
+           "train_loss": f"{train_loss:.5f}", "val_loss": "", "val_miou": "", "val_pixel_acc": ""}
+    improved = False
+    if run.val_loader is not None and (epoch % args.val_every == 0 or epoch == args.epochs):
+        cm, val_loss = evaluate(run.scored, run.val_loader, run.device, run.meta["num_classes"], run.loss_fn,
+                                progress)
+        miou = cm.miou()
+        row.update(val_loss=f"{val_loss:.5f}", val_miou=f"{miou:.5f}", val_pixel_acc=f"{cm.pixel_accuracy():.5f}")
+        improved = miou > run.best
+        run.best = max(run.best, miou)
+    row["epoch_s"] = f"{time.perf_counter() - t0:.1f}"
+    return row, improved
+
+
+def save_checkpoints(run: Run, epoch: int, improved: bool) -> None:
+    """``checkpoint.pth`` every epoch; ``model_best.pth`` when mIoU improved (every epoch without validation)."""
+    options = vars(run.args)
+    ckpt = TrainCheckpoint(
+        model=run.model.state_dict(), optimizer=run.optimizer.state_dict(), scheduler=run.scheduler.state_dict(),
+        scaler=run.scaler.state_dict() if run.scaler else None,
+        ema=run.ema.state_dict() if run.ema is not None else None, epoch=epoch, args=options, best_miou=run.best,
+        rng={"torch": torch.get_rng_state(), "python": random.getstate(), "loader": run.generator.get_state()},
+        **run.meta)
+    write_checkpoint(ckpt, run.out / "checkpoint.pth")
+    if improved or run.val_loader is None:
+        best = BestCheckpoint(model=run.scored.state_dict(), epoch=epoch, val_miou=run.best, args=options, **run.meta)
+        write_checkpoint(best, run.out / "model_best.pth")
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -288,12 +347,6 @@ def _resume_path(resume: str | None, out: Path) -> Path | None:
             return None
         raise RtsegError(f"--resume: checkpoint {path} not found")
     return path
-
-
-def _atomic_save(obj: dict, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def _read_rows(path: Path, keep_until: int) -> list[dict]:

@@ -32,9 +32,6 @@ class ConfusionMatrix:
         keep = (target >= 0) & (target < n)
         self.mat += torch.bincount(n * target[keep] + pred[keep], minlength=n * n).reshape(n, n)
 
-    def reset(self) -> None:
-        self.mat.zero_()
-
     def iou(self) -> np.ndarray:
         """Per-class IoU; NaN for classes absent from both truth and prediction."""
         h = self.mat.double()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
+import torch
 
 from rtseg.cli import main
 from rtseg.export.exporter import read_metadata
@@ -11,14 +14,19 @@ from export_helpers import ROAD_CLIP
 
 
 def test_export_then_models_lists_it(tmp_path, cache, capsys):
+    """Regression: a random-init export printed "100.000 % labels agree" (one class everywhere)
+    and did not say which frames the parity check used."""
     out = cache / "models" / "effl0.onnx"
     frames = ["--frames", str(ROAD_CLIP)] if ROAD_CLIP.is_file() else []
+    torch.manual_seed(0)
     rc = main(["export", "mbv3_small_lraspp", "--random-init", "--input-size", "64", "96", "--dynamic-hw",
                "-o", str(out), "--parity-frames", "2", *frames, "--name", "small-road",
                "--license", "Apache-2.0", "--source", "a test"])
     text = capsys.readouterr().out
     assert rc == 0, text
-    assert f"wrote {out}" in text and "labels agree with pytorch" in text
+    assert f"wrote {out}" in text
+    assert "parity:  label parity not meaningful: pytorch predicts one class on every pixel" in text
+    assert (f"of 2 frames from {ROAD_CLIP}" if frames else "of 4 synthetic frames (no real frames given)") in text
     info = read_metadata(out)
     assert info.input_size == (64, 96) and info.output == "labels" and len(info.classes) == 11
     assert (info.name, info.license, info.source) == ("small-road", "Apache-2.0", "a test")
@@ -34,6 +42,9 @@ def test_export_then_models_lists_it(tmp_path, cache, capsys):
     (["export", "effl0_lraspp", "--weights", "/nonexistent/w.pt"], "weights file not found"),
     (["export", "effl0_lraspp", "--opset", "13", "--random-init", "--input-size", "32", "32"], "opset 13 is too old"),
     (["models", "--cache", "/nonexistent/folder"], "not a folder"),
+    (["models", "--registry", "/nonexistent/folder"], "--registry /nonexistent/folder: not a folder"),
+    # regression: the entry pointed at runs/camvid-road/model_best.pth, which no install has
+    (["export", "camvid-effl0-unet"], "camvid-effl0-unet is a training recipe and ships no weights"),
 ])
 def test_user_errors_are_one_line_exit_2(argv, message, capsys, cache):
     assert main(argv) == 2
@@ -45,3 +56,30 @@ def test_fp16_and_int8_are_exclusive(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["export", "effl0_lraspp", "--fp16", "--int8"])
     assert exc.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+
+
+def test_recipe_entry_says_train_first_or_pass_weights(cache, capsys):
+    assert main(["export", "camvid-effl0-lraspp", "--input-size", "32", "32"]) == 2
+    err = capsys.readouterr().err
+    assert "rtseg train --data camvid:" in err and "then pass --weights RUN/model_best.pth" in err
+    assert len(err.strip().splitlines()) == 1 and not (cache / "models").exists()
+
+
+def test_user_registry_is_explicit_and_listed(tmp_path, capsys):
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "my-road.yaml").write_text("name: my-road\narch: rtseg:effl0_lraspp\nclasses: camvid\n"
+                                       "weights: {path: w.pth}\n")
+    assert main(["models"]) == 0
+    assert "my-road" not in capsys.readouterr().out
+    assert main(["models", "--registry", str(user)]) == 0
+    listing = capsys.readouterr().out
+    assert "my-road" in listing and "lraspp-mbv3-voc" in listing and str(user) in listing
+
+
+def test_export_without_export_extra_stops_before_any_work(cache, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    assert main(["export", "effl0_lraspp", "--random-init", "--input-size", "32", "32"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "rtseg: error: rtseg export needs onnx, not installed: pip install 'rtseg[export]'"
+    assert not cache.exists()

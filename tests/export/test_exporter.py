@@ -115,6 +115,29 @@ def test_parity_reports_disagreement(tiny, frames, tmp_path):
     assert report.label_agreement < 0.9 and report.max_abs_logit_diff > 1e-3
 
 
+def test_parity_on_one_class_everywhere_is_reported_not_meaningful(tiny, frames, tmp_path):
+    """Regression: a model predicting one class on every pixel (random weights) reported a silent
+    "100.000 % labels agree", which any constant output would also get."""
+    with torch.no_grad():
+        tiny.head.bias.copy_(torch.tensor([50.0, 0, 0, 0, 0]))
+    result = export_model(tiny, tmp_path / "c.onnx", INFO, frames=frames, frames_from="frames from road/",
+                          input_size=(64, 96))
+    assert not result.parity.meaningful and result.parity.reference_classes == 1
+    text = str(result.parity)
+    assert text.startswith("label parity not meaningful: pytorch predicts one class on every pixel of "
+                           f"{len(frames)} frames from road/")
+    assert "100.000 % labels agree" not in text
+
+
+def test_parity_report_names_its_frames(tiny, frames, tmp_path):
+    """Regression: with no frames, parity fell back to synthetic frames and only a log line said so."""
+    given = export_model(tiny, tmp_path / "a.onnx", INFO, frames=frames, frames_from="frames from road/",
+                         input_size=(64, 96))
+    assert given.parity.meaningful and f"on {len(frames)} frames from road/ (" in str(given.parity)
+    synthetic = export_model(tiny, tmp_path / "b.onnx", INFO, input_size=(64, 96))
+    assert "on 4 synthetic frames (no real frames given)" in str(synthetic.parity)
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(opset=16), "opset 16 is too old"),
     (dict(fp16=True, int8=True), "exclude each other"),

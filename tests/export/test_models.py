@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from rtseg.export.build import build, rtseg_architectures
+from rtseg.export.builder import build, rtseg_architectures
 from rtseg.export.exporter import export_model, run_torch
 from rtseg.export.frames import batch
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rtseg.contract import ModelInfo
-from rtseg.export.build import build
+from rtseg.export.builder import build
 from rtseg.export.exporter import export_model, read_metadata, run_onnx
 from rtseg.export.frames import batch
 from rtseg.export.quantize import frame_reader
@@ -41,13 +41,14 @@ def test_int8_tiny_model_is_qdq_per_channel(synthetic_frames, tmp_path):
     info = ModelInfo(name="tiny", classes=tuple("abcde"))
     calib = synthetic_frames[:3]
     heldout = __import__("rtseg.export.frames", fromlist=["x"]).synthetic_frames(2, 180, 240, seed=7)
-    result = export_model(module, tmp_path / "q.onnx", info, frames=heldout, input_size=(64, 96),
-                          int8=True, calib_frames=calib, int8_float_convs=0)
+    result = export_model(module, tmp_path / "q.onnx", info, frames=heldout, frames_from="held-out synthetic frames",
+                          input_size=(64, 96), int8=True, calib_frames=calib, int8_float_convs=0)
     ops, per_channel = _qdq_summary(result.path)
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
     assert len(per_channel) >= 3  # every conv weight quantized per output channel
     assert read_metadata(result.path).extra["precision"] == "int8"
     assert result.int8.heldout_frames == 2 and result.int8.calib_frames == 3
+    assert "on 2 held-out synthetic frames" in str(result.int8) and "calibrated on 3 frames" in str(result.int8)
     assert result.int8.label_agreement >= 0.95
     assert result.int8.fp32_ms > 0 and result.int8.int8_ms > 0
 

@@ -10,7 +10,7 @@ import torch
 
 from rtseg.errors import ModelError
 from rtseg.export import weights
-from rtseg.export.build import build
+from rtseg.export.builder import build
 
 from export_helpers import TinySeg
 

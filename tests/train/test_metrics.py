@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import cv2
 import numpy as np
@@ -96,3 +97,14 @@ def test_eval_cli_missing_model_is_one_line(tmp_path, quadrants, capsys):
     rc = cli_main(["eval", "--model", str(tmp_path / "none.onnx"), "--data", f"masks:{quadrants}"])
     err = capsys.readouterr().err
     assert rc == 2 and "none.onnx" in err and err.count("\n") == 1
+
+
+def test_eval_without_train_extra_stops_before_any_work(colour_model, quadrants, tmp_path, capsys, monkeypatch):
+    """Regression: without matplotlib (the [train] extra) eval scored everything, then died on the plot."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    rc = cli_main(["eval", "--model", str(colour_model), "--data", f"masks:{quadrants}", "--out", str(tmp_path / "r"),
+                   "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1
+    assert "rtseg eval needs matplotlib" in err and "pip install 'rtseg[train]'" in err
+    assert not (tmp_path / "r").exists()

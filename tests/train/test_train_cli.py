@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import sys
 
 import pytest
 import torch
 
+from rtseg.checkpoint import BestCheckpoint, TrainCheckpoint
 from rtseg.cli import main as cli_main
 
 
@@ -23,13 +25,19 @@ def test_train_resume_and_eval_checkpoint(shapes_dir, tmp_path, capsys):
     assert [r["epoch"] for r in rows] == ["1", "2", "3"] and all(r["val_miou"] for r in rows)
     ckpt = torch.load(out / "checkpoint.pth", weights_only=True)
     assert ckpt["epoch"] == 3 and ckpt["arch"] == "effl0_lraspp" and ckpt["classes"] == ["background", "red", "blue"]
-    assert {"model", "optimizer", "scheduler", "args"} <= set(ckpt)
+    assert set(ckpt) == set(TrainCheckpoint.__annotations__)  # the documented schema, no more, no less
+    assert set(torch.load(out / "model_best.pth", weights_only=True)) == set(BestCheckpoint.__annotations__)
     assert (out / "history.png").stat().st_size > 0
     capsys.readouterr()
     assert cli_main(["eval", "--model", str(out / "model_best.pth"), "--data", f"masks:{shapes_dir}",
                      "--split", "train", "--no-progress"]) == 0
     assert "mIoU" in capsys.readouterr().out
     assert (out / "eval-train-model_best" / "confusion.png").is_file()
+    onnx_path = tmp_path / "trained.onnx"  # export reads the same checkpoint through rtseg.checkpoint
+    assert cli_main(["export", str(out / "model_best.pth"), "-o", str(onnx_path), "--input-size", "32", "32",
+                     "--frames", str(shapes_dir / "images")]) == 0
+    printed = capsys.readouterr().out
+    assert "rtseg train checkpoint model_best.pth" in printed and f"frames from {shapes_dir / 'images'}" in printed
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -42,3 +50,13 @@ def test_train_errors_are_one_line(shapes_dir, tmp_path, capsys, extra, message)
     assert cli_main(args) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_train_without_train_extra_stops_before_any_work(shapes_dir, tmp_path, capsys, monkeypatch):
+    """Regression: without matplotlib (the [train] extra) a run trained a whole epoch, then died."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    rc = cli_main(["train", "--data", f"masks:{shapes_dir}", "--out", str(tmp_path / "o"), "--epochs", "1",
+                   "--scratch", "--arch", "effl0_lraspp", "--max-steps", "1", "--crop", "32", "32", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "pip install 'rtseg[train]'" in err
+    assert not (tmp_path / "o").exists()

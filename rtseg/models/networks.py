@@ -1,0 +1,59 @@
+"""The networks behind :data:`rtseg.models.ARCHITECTURES`: EfficientNet-Lite0 + LR-ASPP/U-Net, and
+torchvision's MobileNetV3 LR-ASPP."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rtseg.models.effnet_lite import EfficientNetLite0Encoder
+from rtseg.models.heads import LRASPPHead, UNetHead
+
+EFFL0_BLOCKS = 14  # 3 of the 4 stride-32 blocks: ~7.7 MB fp32 in ONNX, ~30 ms at 360x480 on 2 cores
+
+
+class EncoderDecoder(nn.Module):
+    """EfficientNet-Lite0 encoder + LR-ASPP or U-Net decoder, logits upsampled to the input."""
+
+    def __init__(self, num_classes: int, decoder: str, pretrained: bool) -> None:
+        super().__init__()
+        self.encoder = EfficientNetLite0Encoder(EFFL0_BLOCKS)
+        if pretrained:
+            self.encoder.load_imagenet()
+        c = self.encoder.channels
+        self.decoder_name = decoder
+        if decoder == "lraspp":
+            self.decoder = LRASPPHead(c[1], c[3], num_classes)
+        else:
+            self.decoder = UNetHead(c, num_classes, mode=decoder)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats = self.encoder(x)
+        if self.decoder_name == "lraspp":
+            logits = self.decoder(feats[1], feats[3])
+        else:
+            logits = self.decoder(feats)
+        return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+class TorchvisionLRASPP(nn.Module):
+    """torchvision's LR-ASPP MobileNetV3 returning a tensor instead of a dict."""
+
+    def __init__(self, num_classes: int, large: bool) -> None:
+        super().__init__()
+        from torchvision.models._utils import IntermediateLayerGetter
+        from torchvision.models.mobilenetv3 import mobilenet_v3_large, mobilenet_v3_small
+        from torchvision.models.segmentation.lraspp import LRASPPHead as TVHead
+
+        backbone = (mobilenet_v3_large if large else mobilenet_v3_small)(
+            weights=None, dilated=True).features
+        stage = [0] + [i for i, b in enumerate(backbone) if getattr(b, "_is_cn", False)] + [len(backbone) - 1]
+        low, high = stage[-4], stage[-1]
+        self.backbone = IntermediateLayerGetter(backbone, return_layers={str(low): "low", str(high): "high"})
+        self.head = TVHead(backbone[low].out_channels, backbone[high].out_channels, num_classes, 128)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats = self.backbone(x)
+        out = self.head(feats)
+        return F.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False)
