@@ -21,6 +21,7 @@ from rtseg.realtime.outputs import build_sinks
 from rtseg.realtime.pipeline import Pipeline
 from rtseg.realtime.progress import ProgressBar
 from rtseg.realtime.render import Renderer, hud_lines
+from rtseg.realtime.report import RunCheck, check_run
 from rtseg.realtime.sources import Source, open_source
 from rtseg.realtime.stats import PipelineStats
 
@@ -29,12 +30,18 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunResult:
-    """What a run produced."""
+    """What a run produced; ``check.shortfalls`` lists what did not make it out."""
 
     stats: PipelineStats
     output: Path | None
     model: str
     provider: str
+    check: RunCheck
+
+    @property
+    def complete(self) -> bool:
+        """True when every frame (and audio stream) of the input was written."""
+        return self.check.complete
 
 
 def process(source: str | int | Source, output: str | os.PathLike | None = None, **options: Any) -> RunResult:
@@ -70,7 +77,7 @@ def run(source: str | int | Source, options: RunOptions) -> RunResult:
         hud = options.render.hud if options.render.hud is not None else out.display
         renderer = Renderer(engine.info, replace(options.render, hud=hud), controls=controls,
                             hud_lines=lambda: hud_lines(stats, engine.info.name, engine.provider))
-        sinks = build_sinks(src, out, renderer.lut, engine.info.classes, controls)
+        sinks = build_sinks(src, out, renderer.lut, engine.info.classes, controls, getattr(engine, "path", None))
     except BaseException:
         src.close()
         raise
@@ -79,7 +86,11 @@ def run(source: str | int | Source, options: RunOptions) -> RunResult:
                  stall_timeout=options.source.stall_timeout, progress=bar.update).run()
     if not src.live and controls.stop_reason is None and stats.written != stats.captured:
         raise RtsegError(f"internal error: {stats.captured} frames in but {stats.written} out")
-    return RunResult(stats, Path(out.output) if out.output is not None else None, engine.info.name, engine.provider)
+    check = check_run(stats, src, sinks)
+    for shortfall in check.shortfalls:
+        log.warning("warning: %s", shortfall)
+    output = Path(out.output) if out.output is not None else None
+    return RunResult(stats, output, engine.info.name, engine.provider, check)
 
 
 def _engine(options: RunOptions) -> Engine:

@@ -11,6 +11,8 @@ from rtseg.errors import SinkError
 from rtseg.realtime.controls import Controls
 from rtseg.realtime.options import OptionError, OutputOptions
 from rtseg.realtime.sinks import ImageFileSink, MaskSink, Sink, StatsSink, VideoFileSink, WindowSink
+from rtseg.realtime.sinks.atomic import PublishOnClose
+from rtseg.realtime.sinks.base import prepare_output_file
 from rtseg.realtime.sources import Source
 from rtseg.realtime.sources.kinds import IMAGE_SUFFIXES
 
@@ -40,36 +42,57 @@ def check_outputs_are_not_inputs(inputs: list[Path], outputs: list[Path]) -> Non
     for out in outputs:
         for other in [*inputs, *seen]:
             if _same_file(out, other):
-                what = "an input" if other in inputs else "another output"
+                what = "an input or the model" if other in inputs else "another output"
                 raise SinkError(f"output {out} is the same file as {what} ({other}); choose another name")
         seen.append(out)
 
 
 def build_sinks(source: Source, options: OutputOptions, lut: np.ndarray, class_names: tuple[str, ...],
-                controls: Controls) -> list[Sink]:
-    """The sinks for ``options``, in write order (stats last: it sees the others' timings)."""
-    paths = [Path(p) for p in (options.output, options.save_masks, options.stats) if p is not None]
-    check_outputs_are_not_inputs(source.input_paths(), paths)
+                controls: Controls, model_path: Path | None = None) -> list[Sink]:
+    """The sinks for ``options``, in write order (stats last: it sees the others' timings).
+
+    Files are written to a temp file and renamed when finished (:class:`PublishOnClose`);
+    image and mask files one by one through temp files. Every output is checked against
+    every input, the model file and the other outputs before anything is opened.
+    """
+    inputs = source.input_paths() + ([Path(model_path)] if model_path is not None else [])
+    kind = output_kind(options.output) if options.output is not None else None
+    check_outputs_are_not_inputs(inputs, [Path(p) for p in (options.output, options.save_masks, options.stats)
+                                          if p is not None])
+    folders = [p for p in (options.save_masks, options.output if kind == "folder" else None) if p is not None]
+    check_folders_hold_no_inputs(source.input_paths(), [Path(p) for p in folders])
     sinks: list[Sink] = []
-    if options.output is not None:
-        kind = output_kind(options.output)
-        if kind == "video":
-            sinks.append(VideoFileSink(options.output, fps=source.info.fps,
-                                       passthrough_streams=source.info.passthrough_streams,
-                                       crf=options.crf, preset=options.preset))
-        else:
-            sinks.append(ImageFileSink(options.output, single=kind == "image"))
+    if kind == "video":
+        final = prepare_output_file(Path(options.output), "output")
+        sinks.append(PublishOnClose(final, lambda temp: VideoFileSink(
+            temp, fps=source.info.fps, passthrough_streams=source.info.passthrough_streams,
+            crf=options.crf, preset=options.preset)))
+    elif kind is not None:
+        sinks.append(ImageFileSink(options.output, single=kind == "image"))
     if options.save_masks is not None:
         sinks.append(MaskSink(options.save_masks, lut))
     if options.display:
         sinks.append(WindowSink(f"rtseg - {source.info.name}", controls))
     if options.stats is not None:
-        sinks.append(StatsSink(options.stats, class_names))
+        final = prepare_output_file(Path(options.stats), "stats")
+        sinks.append(PublishOnClose(final, lambda temp: StatsSink(temp, class_names)))
     return sinks
 
 
+def check_folders_hold_no_inputs(inputs: list[Path], folders: list[Path]) -> None:
+    """Refuse writing per-frame files into a folder that holds input images (their names
+    would collide with the inputs')."""
+    for folder in folders:
+        for path in inputs:
+            if _same_file(folder, path.parent):
+                raise SinkError(f"output folder {folder} holds the input images (e.g. {path.name}); "
+                                "choose another folder")
+
+
 def _same_file(a: Path, b: Path) -> bool:
+    """Same device and inode, after resolving symlinks and ``..`` (also through folders
+    that do not exist yet, which the output's folder creation would make)."""
     try:
-        return os.path.samefile(a, b)
+        return os.path.samefile(os.path.realpath(a), os.path.realpath(b))
     except OSError:  # one of them does not exist (yet)
         return False

@@ -18,6 +18,7 @@ from rtseg.realtime.options import (
     RunOptions,
     SourceOptions,
 )
+from rtseg.realtime.report import EXIT_OK, EXIT_PARTIAL
 from rtseg.realtime.sources import resolve_source, source_kind
 
 log = logging.getLogger("rtseg")
@@ -36,7 +37,8 @@ examples:
   rtseg --source in.mp4 --save-masks masks/ --stats stats.jsonl --hide sky
 
 keys in the window: q/Esc quit, space pause, m cycle the view mode; closing the window quits
-exit codes: 0 done, 1 unexpected error, 2 bad input or option, 128+N stopped by signal N (130 Ctrl-C)
+exit codes: 0 done, 1 unexpected error, 2 bad input or option, 3 partial output (warnings say why),
+  128+N stopped by signal N (130 Ctrl-C)
 """
 
 
@@ -126,7 +128,9 @@ def run(args: argparse.Namespace) -> int:
     stats = result.stats
     if not args.quiet:
         _log_summary(result)
-    return 128 + stats.exit_signal if stats.exit_signal else 0
+    if stats.exit_signal:
+        return 128 + stats.exit_signal
+    return EXIT_OK if result.complete else EXIT_PARTIAL
 
 
 def _one_source(args: argparse.Namespace) -> str | int:
@@ -145,6 +149,8 @@ def _log_summary(result) -> None:
     log.info("%s %d frames%s (%d in, %d dropped, %d corrupt packets skipped) in %.1f s, %.1f fps; per frame: %s",
              verb, summary["frames_out"], where, summary["frames_in"], summary["dropped"],
              summary["skipped_packets"], summary["seconds"], summary["fps"], stages)
+    for note in result.check.notes:
+        log.info("%s", note)
 
 
 def _version() -> str:

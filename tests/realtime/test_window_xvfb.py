@@ -48,7 +48,11 @@ def display():
 
 
 def _lines(path: Path) -> int:
-    return len(path.read_text().splitlines()) if path.exists() else 0
+    """Lines of a stats file, read from its temp file while the run writes it."""
+    for candidate in [path, *path.parent.glob(f".{path.name}.*.tmp{path.suffix}")]:
+        if candidate.exists():
+            return len(candidate.read_text().splitlines())
+    return 0
 
 
 def _xdo(env: dict, *args: str) -> str:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from rtseg.errors import SinkError
 from rtseg.realtime.frame import Frame
+from rtseg.realtime.sinks.atomic import write_image
 from rtseg.realtime.sinks.base import Sink, prepare_output_dir, prepare_output_file
 
 
@@ -25,6 +25,5 @@ class ImageFileSink(Sink):
         if self.single and self._count:
             raise SinkError(f"{self.path} is a single image but the source has several; give a folder")
         target = self.path if self.single else self.path / f"{frame.name or f'{frame.index:06d}'}.png"
-        if not cv2.imwrite(str(target), image):
-            raise SinkError(f"cannot write image {target} (disk full or unsupported suffix?)")
+        write_image(target, image)
         self._count += 1

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from rtseg.errors import SinkError
 from rtseg.realtime.frame import Frame
 from rtseg.realtime.render.views import colorize
+from rtseg.realtime.sinks.atomic import write_image
 from rtseg.realtime.sinks.base import Sink, prepare_output_dir
 
 
@@ -25,7 +24,5 @@ class MaskSink(Sink):
 
     def write(self, frame: Frame, image: np.ndarray) -> None:
         stem = frame.name or f"{frame.index:06d}"
-        for path, data in ((self.folder / f"{stem}.png", frame.labels),
-                           (self.folder / f"{stem}_color.png", colorize(frame.labels, self.lut))):
-            if not cv2.imwrite(str(path), data):
-                raise SinkError(f"cannot write mask {path} (disk full or folder removed?)")
+        write_image(self.folder / f"{stem}.png", frame.labels, "mask")
+        write_image(self.folder / f"{stem}_color.png", colorize(frame.labels, self.lut), "mask")

@@ -1,0 +1,58 @@
+"""The end-of-run self-check: did every frame of the input make it out?
+
+A run that wrote only part of its input still keeps what it wrote, but it is not called a
+success: each shortfall is a warning naming its cause, and the CLI exits with
+:data:`EXIT_PARTIAL`. Writing no frame at all is an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rtseg.errors import RtsegError
+from rtseg.realtime.sinks import Sink
+from rtseg.realtime.sources import Source
+from rtseg.realtime.stats import PipelineStats
+
+EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_PARTIAL = 0, 1, 2, 3
+
+
+class NothingWrittenError(RtsegError):
+    """The run ended without writing a single frame."""
+
+
+@dataclass
+class RunCheck:
+    """What the self-check found: shortfalls (warnings) and notes (information)."""
+
+    shortfalls: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.shortfalls
+
+
+def check_run(stats: PipelineStats, source: Source, sinks: list[Sink]) -> RunCheck:
+    """Compare what came in with what went out.
+
+    Raises:
+        NothingWrittenError: no frame was written and nobody asked the run to stop.
+    """
+    check = RunCheck()
+    stopped_early = stats.stop_reason is not None
+    if stats.written == 0 and not stopped_early:
+        cause = f"{stats.skipped} damaged packets, no decodable frame" if stats.skipped else "no decodable frame"
+        raise NothingWrittenError(f"wrote 0 frames from {source.info.name}: {cause} (unsupported or damaged input?)")
+    expected = source.info.frame_count
+    if not source.live and not stopped_early and expected and stats.captured < expected:
+        check.shortfalls.append(f"input ended early: {stats.captured} of {expected} frames in "
+                                f"{source.info.name} (truncated or damaged file?)")
+    if stats.skipped:
+        check.shortfalls.append(f"{stats.skipped} damaged packets were skipped; the frames they held are missing")
+    for sink in sinks:
+        for stream, outcome in getattr(sink, "audio_report", lambda: [])():
+            (check.shortfalls if outcome.startswith("dropped") else check.notes).append(f"audio {stream}: {outcome}")
+    if source.live and stats.dropped:
+        check.notes.append(f"{stats.dropped} frames dropped to stay live (inference was behind)")
+    return check
