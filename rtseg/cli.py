@@ -36,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     if module_name == RUN_MODULE:
         parser.epilog = (parser.epilog or "") + "\n\nother commands: " + ", ".join(
             f"rtseg {name} --help" for name in COMMANDS)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except RtsegError as exc:  # e.g. a --config file that cannot be read
+        print(f"rtseg: error: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=logging.DEBUG if getattr(args, "debug", False)
         else logging.WARNING if getattr(args, "quiet", False) else logging.INFO,

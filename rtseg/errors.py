@@ -31,6 +31,18 @@ class DatasetError(RtsegError):
     """A dataset file is missing, unreadable or inconsistent."""
 
 
+class OptionError(RtsegError, ValueError):
+    """An option value out of range or of the wrong kind."""
+
+
+class PipelineError(RtsegError):
+    """A pipeline stage failed with an unexpected exception (the cause is chained)."""
+
+
+class NothingWrittenError(RtsegError):
+    """A run ended without writing a single frame."""
+
+
 class MissingExtraError(RtsegError):
     """A command needs an optional extra (``pip install 'rtseg[train]'``) that is not installed."""
 

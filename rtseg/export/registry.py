@@ -33,10 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from rtseg.contract import CAMVID_CLASSES, CAMVID_PALETTE, IMAGENET_MEAN, IMAGENET_STD, ModelInfo, default_palette
-from rtseg.errors import ModelError, first_line
+from rtseg.errors import ModelError
+from rtseg.yamlfile import load_yaml
 
 log = logging.getLogger(__name__)
 
@@ -175,13 +174,7 @@ def _triple(value: Any, default: tuple, key: str, where: str) -> tuple[float, fl
 def load_spec(path: str | os.PathLike) -> ModelSpec:
     """Read one registry YAML file."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ModelError(f"{path}: cannot read ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise ModelError(f"{path}: invalid YAML ({first_line(exc)})") from None
-    return parse_spec(data, path)
+    return parse_spec(load_yaml(path, ModelError), path)
 
 
 def load_registry(user_dirs: Sequence[str | os.PathLike] = ()) -> dict[str, ModelSpec]:

@@ -16,6 +16,7 @@ from typing import Any
 from rtseg.errors import RtsegError
 from rtseg.realtime.controls import Controls
 from rtseg.realtime.engine import Engine, load_model
+from rtseg.realtime.memory import release_freed_memory
 from rtseg.realtime.options import OptionError, RunOptions, options_from_keywords
 from rtseg.realtime.outputs import build_sinks
 from rtseg.realtime.pipeline import Pipeline
@@ -63,6 +64,13 @@ def process(source: str | int | Source, output: str | os.PathLike | None = None,
 
 def run(source: str | int | Source, options: RunOptions) -> RunResult:
     """Run one job with grouped options; see :func:`process`."""
+    try:
+        return _run(source, options)
+    finally:
+        release_freed_memory()  # a caller that loops over inputs (or retries failures) stays flat
+
+
+def _run(source: str | int | Source, options: RunOptions) -> RunResult:
     out = options.output
     if not out.produces_something:
         raise OptionError("nothing to produce: give an output (--output, --save-masks, --stats) or a window")

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from rtseg.errors import RtsegError
+from rtseg.errors import OptionError
 from rtseg.realtime.controls import VIEW_MODES
 from rtseg.realtime.session import DEVICES
 from rtseg.realtime.sources.base import DEFAULT_MAX_PIXELS
@@ -19,10 +19,6 @@ from rtseg.realtime.sources.base import DEFAULT_MAX_PIXELS
 # superfast costs ~35 % less CPU than veryfast for ~70 % more bytes at the same CRF.
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow")
 DEFAULT_PRESET = "superfast"
-
-
-class OptionError(RtsegError, ValueError):
-    """An option value out of range or of the wrong kind."""
 
 
 def _positive(**values: float | None) -> None:

@@ -24,10 +24,11 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 
-from rtseg.errors import RtsegError, SourceStalledError
+from rtseg.errors import PipelineError, RtsegError, SourceStalledError
 from rtseg.realtime import queues
 from rtseg.realtime.controls import Controls
 from rtseg.realtime.engine import Engine
@@ -43,10 +44,6 @@ FILE_QUEUE_SIZE = 4
 FIRST_FRAME_TIMEOUT = 5.0
 DRAIN_TIMEOUT = 2.5
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-
-class PipelineError(RtsegError):
-    """A pipeline stage failed with an unexpected exception (the cause is chained)."""
 
 
 class Pipeline:
@@ -120,8 +117,12 @@ class Pipeline:
                 self.stats.finish(self.source.skipped, self.controls.stop_reason)
                 if self.progress is not None:
                     self.progress(self.stats)
-        if self._error is not None:
-            stage, exc = self._error
+        error, self._error = self._error, None
+        if error is not None:
+            stage, exc = error
+            # The worker's frames are done: drop their locals (frames, tensors, the engine) so a
+            # caller that keeps or retries after the exception does not keep them alive.
+            traceback.clear_frames(exc.__traceback__)
             if isinstance(exc, RtsegError):
                 raise exc
             raise PipelineError(f"{stage} stage failed: {type(exc).__name__}: {exc}") from exc

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rtseg.errors import RtsegError
+from rtseg.errors import NothingWrittenError
 from rtseg.realtime.sinks import Sink
 from rtseg.realtime.sources import Source
 from rtseg.realtime.stats import PipelineStats
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_PARTIAL = 0, 1, 2, 3
-
-
-class NothingWrittenError(RtsegError):
-    """The run ended without writing a single frame."""
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """``rtseg train``: train a segmentation model.
 
 Examples:
+    rtseg train --config configs/train/camvid-road.yaml --data camvid:../shared/data/camvid
     rtseg train --data camvid:../shared/data/camvid --arch effl0_unet_bilinear --epochs 120 --out runs/camvid-road
     rtseg train --data camvid:../shared/data/camvid --out runs/camvid-road --epochs 120 --resume
     rtseg train --data masks:my_data --arch effl0_lraspp --epochs 50 --crop 320 320 --out runs/mine
@@ -14,14 +15,43 @@ from __future__ import annotations
 import argparse
 
 from rtseg.data import KINDS
+from rtseg.errors import RtsegError
 from rtseg.extras import require_extra
 from rtseg.models import ARCHITECTURES
+from rtseg.yamlfile import load_yaml
+
+
+class ConfigParser(argparse.ArgumentParser):
+    """An argument parser whose ``--config FILE.yaml`` sets defaults that other flags override."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        pre = argparse.ArgumentParser(add_help=False)
+        pre.add_argument("--config")
+        known, _ = pre.parse_known_args(args)
+        if known.config:
+            self.set_defaults(**read_config(known.config, self))
+        return super().parse_known_args(args, namespace)
+
+
+def read_config(path: str, parser: argparse.ArgumentParser) -> dict:
+    """A training recipe file: a YAML mapping of ``rtseg train`` options (``batch_size: 8``
+    or ``batch-size: 8``), checked against the parser's options."""
+    data = load_yaml(path)
+    if not isinstance(data, dict):
+        raise RtsegError(f"{path}: expected a mapping of rtseg train options, got {type(data).__name__}")
+    known = {a.dest for a in parser._actions}
+    config = {str(k).replace("-", "_"): v for k, v in data.items()}
+    unknown = sorted(set(config) - known - {"config"})
+    if unknown:
+        raise RtsegError(f"{path}: unknown rtseg train options {', '.join(unknown)}")
+    return config
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rtseg train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help=f"KIND:PATH, KIND one of {', '.join(KINDS)}")
+    p = ConfigParser(prog="rtseg train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", metavar="FILE.yaml",
+                   help="a recipe file (e.g. configs/train/camvid-road.yaml); flags given here override it")
+    p.add_argument("--data", help=f"KIND:PATH, KIND one of {', '.join(KINDS)} (required)")
     p.add_argument("--val-data", help="validation data spec (default: --data with --val-split)")
     p.add_argument("--val-split", default="val", help="split name for validation (default: val)")
     p.add_argument("--arch", default="effl0_unet_bilinear", choices=ARCHITECTURES)
@@ -41,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ohem", action="store_true", help="online hard example mining (p < 0.7)")
     p.add_argument("--val-every", type=int, default=1, help="validate every N epochs (0: never)")
     p.add_argument("--val-size", type=int, nargs=2, metavar=("H", "W"), help="resize val images")
-    p.add_argument("--out", required=True, help="run folder: checkpoint.pth, model_best.pth, metrics.csv, history.png")
+    p.add_argument("--out", help="run folder: checkpoint.pth, model_best.pth, metrics.csv, history.png (required)")
     p.add_argument("--resume", nargs="?", const="auto",
                    help="resume from PATH, or from OUT/checkpoint.pth when given alone")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -60,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    missing = [flag for flag, value in (("--data", args.data), ("--out", args.out)) if not value]
+    if missing:
+        raise RtsegError(f"rtseg train needs {' and '.join(missing)} (as flags or in --config)")
     require_extra("train", "rtseg train")
     from rtseg.train.loop import main
 
