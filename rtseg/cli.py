@@ -16,6 +16,7 @@ from rtseg.errors import RtsegError
 # command name -> module with build_parser() and run(args)
 COMMANDS = {
     "bench": "rtseg.realtime.bench_cli",
+    "doctor": "rtseg.doctor",
     "export": "rtseg.export.cli",
     "models": "rtseg.export.models_cli",
     "train": "rtseg.train.cli",

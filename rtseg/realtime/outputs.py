@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -48,8 +49,11 @@ def check_outputs_are_not_inputs(inputs: list[Path], outputs: list[Path]) -> Non
 
 
 def build_sinks(source: Source, options: OutputOptions, lut: np.ndarray, class_names: tuple[str, ...],
-                controls: Controls, model_path: Path | None = None) -> list[Sink]:
+                controls: Controls, model_path: Path | None = None,
+                status: Callable[[], dict] | None = None) -> list[Sink]:
     """The sinks for ``options``, in write order (stats last: it sees the others' timings).
+
+    ``status`` gives the browser preview (``options.serve``) the run's figures.
 
     Files are written to a temp file and renamed when finished (:class:`PublishOnClose`);
     image and mask files one by one through temp files. Every output is checked against
@@ -76,6 +80,11 @@ def build_sinks(source: Source, options: OutputOptions, lut: np.ndarray, class_n
     if options.stats is not None:
         final = prepare_output_file(Path(options.stats), "stats")
         sinks.append(PublishOnClose(final, lambda temp: StatsSink(temp, class_names)))
+    if options.serve is not None:  # its server starts last (nothing after it can fail); it writes before stats
+        from rtseg.realtime.preview import PreviewSink
+
+        preview = PreviewSink(options.serve, controls, status or dict, class_names)
+        sinks.insert(len(sinks) - (options.stats is not None), preview)
     return sinks
 
 
