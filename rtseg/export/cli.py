@@ -16,6 +16,7 @@ import dataclasses
 import logging
 from pathlib import Path
 
+from rtseg import cli_types
 from rtseg.errors import RtsegError
 from rtseg.extras import require_extra
 
@@ -36,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also read registry entries (*.yaml) from DIR; built-in entries win on equal names")
     p.add_argument("--random-init", action="store_true",
                    help="ignore the registry's weights: random initialisation, no download")
-    p.add_argument("--num-classes", type=int, help="classes of a bare architecture (default 11, CamVid)")
-    p.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"),
+    p.add_argument("--num-classes", type=cli_types.between(1, 256, int),
+                   help="classes of a bare architecture (default 11, CamVid)")
+    p.add_argument("--input-size", type=cli_types.at_least(1, int), nargs=2, metavar=("H", "W"),
                    help="input height and width (default: registry value or 360 480)")
     p.add_argument("--dynamic-hw", action="store_true", help="dynamic input height/width (batch is always dynamic)")
     out = p.add_mutually_exclusive_group()
@@ -48,18 +50,20 @@ def build_parser() -> argparse.ArgumentParser:
     prec.add_argument("--fp16", action="store_true", help="half-precision weights/activations, float32 I/O")
     prec.add_argument("--int8", action="store_true", help="static int8 quantization (QDQ, per-channel); needs --calib")
     p.add_argument("--calib", type=Path, help="folder of calibration frames (or a video) for --int8")
-    p.add_argument("--calib-frames", type=int, default=32, help="calibration frames to use (default 32)")
+    p.add_argument("--calib-frames", type=cli_types.at_least(1, int), default=32,
+                   help="calibration frames to use (default 32)")
     p.add_argument("--calib-method", default="minmax", choices=("minmax", "entropy", "percentile"))
-    p.add_argument("--int8-float-convs", type=int, default=3,
+    p.add_argument("--int8-float-convs", type=cli_types.at_least(0, int), default=3,
                    help="the first N convolutions stay float: the full-resolution stem is the most "
                         "sensitive to 8-bit activations (default 3)")
-    p.add_argument("--min-int8-agreement", type=float, default=0.0,
+    p.add_argument("--min-int8-agreement", type=cli_types.between(0.0, 1.0), default=0.0,
                    help="fail when int8 agrees with fp32 on fewer labels than this fraction (default 0: report only)")
     p.add_argument("--frames", type=Path, help="frames for the parity check: image folder or video "
                                                "(default: held-out frames of --calib, else synthetic ones, "
                                                "and the report says so)")
-    p.add_argument("--parity-frames", type=int, default=8, help="frames for the parity check (default 8)")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17, default 17)")
+    p.add_argument("--parity-frames", type=cli_types.at_least(1, int), default=8,
+                   help="frames for the parity check (default 8)")
+    p.add_argument("--opset", type=cli_types.between(17, 30, int), default=17, help="ONNX opset (>= 17, default 17)")
     p.add_argument("--exporter", default="legacy", choices=("legacy", "dynamo"),
                    help="torch.onnx tracer: legacy TorchScript (fast, default) or dynamo")
     p.add_argument("--simplify", action="store_true", help="simplify the graph with onnxslim/onnxsim when installed")

@@ -20,6 +20,7 @@ from rtseg.realtime.memory import release_freed_memory
 from rtseg.realtime.options import OptionError, RunOptions, options_from_keywords
 from rtseg.realtime.outputs import build_sinks
 from rtseg.realtime.pipeline import Pipeline
+from rtseg.realtime.preview import preview_status
 from rtseg.realtime.progress import ProgressBar
 from rtseg.realtime.render import Renderer, hud_lines
 from rtseg.realtime.report import RunCheck, check_run
@@ -78,14 +79,15 @@ def _run(source: str | int | Source, options: RunOptions) -> RunResult:
         _check_display()
     src = source if isinstance(source, Source) else open_source(source, options.source)  # cheap checks first
     try:
-        engine = _engine(options)
+        stats = PipelineStats()
+        engine = _engine(options, stats)
         log.info("model %s on %s", engine.info.name, engine.provider)
         controls = Controls(view=options.render.view, alpha=options.render.alpha)
-        stats = PipelineStats()
         hud = options.render.hud if options.render.hud is not None else out.display
         renderer = Renderer(engine.info, replace(options.render, hud=hud), controls=controls,
                             hud_lines=lambda: hud_lines(stats, engine.info.name, engine.provider))
-        sinks = build_sinks(src, out, renderer.lut, engine.info.classes, controls, getattr(engine, "path", None))
+        sinks = build_sinks(src, out, renderer.lut, engine.info.classes, controls, getattr(engine, "path", None),
+                            status=preview_status(stats, engine, controls))
     except BaseException:
         src.close()
         raise
@@ -101,11 +103,17 @@ def _run(source: str | int | Source, options: RunOptions) -> RunResult:
     return RunResult(stats, output, engine.info.name, engine.provider, check)
 
 
-def _engine(options: RunOptions) -> Engine:
+def _engine(options: RunOptions, stats: PipelineStats) -> Engine:
     model = options.model
     if hasattr(model.model, "segment"):
-        return model.model
-    return load_model(model.model, device=model.device, threads=model.threads)
+        engine = model.model
+    else:
+        engine = load_model(model.model, device=model.device, threads=model.threads)
+    if model.infer_every != 1 or model.smooth:  # keyframes and smoothing live in the inference stage
+        from rtseg.realtime.keyframes import KeyframeEngine
+
+        engine = KeyframeEngine(engine, every=model.infer_every, smooth=model.smooth, stats=stats)
+    return engine
 
 
 def _check_display() -> None:

@@ -36,6 +36,7 @@ class Controls:
         self._view = _check_view(view)
         self._alpha = _check_alpha(alpha)
         self._paused = paused
+        self._hidden: frozenset[int] = frozenset()
         self.draining = threading.Event()  # stop reading, finish in-flight frames
         self.forced = threading.Event()  # every thread returns now
         self.stop_reason: str | None = None
@@ -62,6 +63,18 @@ class Controls:
     def set_alpha(self, alpha: float) -> None:
         """Mask opacity for the overlay, 0..1."""
         self._alpha = _check_alpha(alpha)
+
+    @property
+    def hidden(self) -> frozenset[int]:
+        """Class indices hidden live (on top of the run's ``--classes``/``--hide``)."""
+        return self._hidden
+
+    def set_hidden(self, indices) -> None:
+        """Hide these class indices (0..255) from the next frame on; an empty set shows all."""
+        hidden = frozenset(int(i) for i in indices)
+        if any(not 0 <= i < 256 for i in hidden):
+            raise ValueError(f"class indices must be 0..255, got {sorted(hidden)}")
+        self._hidden = hidden
 
     # -- pause --------------------------------------------------------------------------------
     @property

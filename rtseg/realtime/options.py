@@ -39,6 +39,10 @@ class SourceOptions:
         stall_timeout: a live source without a new frame for this long is an error.
         live: latest-frame semantics (drop when behind); None: on for cameras and live URLs.
         fps: frame rate given to image sequences (a folder or glob written as a video).
+        realtime: pace a file at its own timestamps, as a camera would deliver it.
+        reconnect: reopen a live source that stalls or disconnects; None: on for cameras and
+            live URLs (rtsp, rtmp, udp, tcp, srt), off for files.
+        reconnect_max: give up after this many reconnection attempts in a row; 0: never.
     """
 
     max_pixels: int = DEFAULT_MAX_PIXELS
@@ -48,10 +52,15 @@ class SourceOptions:
     stall_timeout: float = 2.0
     live: bool | None = None
     fps: float = 25.0
+    realtime: bool = False
+    reconnect: bool | None = None
+    reconnect_max: int = 0
 
     def __post_init__(self) -> None:
         _positive(max_pixels=self.max_pixels, timeout=self.timeout, stall_timeout=self.stall_timeout,
                   fps=self.fps, camera_fps=self.camera_fps)
+        if self.reconnect_max < 0:
+            raise OptionError(f"reconnect_max must be 0 (forever) or more, got {self.reconnect_max}")
 
 
 @dataclass(frozen=True)
@@ -62,17 +71,24 @@ class ModelOptions:
         model: built-in name, ``.onnx`` path, or a loaded engine; None: the default model.
         device: ``auto`` (CUDA when usable), ``cpu`` or ``cuda``.
         threads: onnxruntime intra-op threads; None or 0: onnxruntime's choice.
+        infer_every: run the model on every N-th frame and carry its labels to the frames
+            between by optical flow; ``"auto"``: when the scene has moved enough.
+        smooth: smooth labels over time (fewer flickering pixels).
     """
 
     model: Any = None
     device: str = "auto"
     threads: int | None = None
+    infer_every: int | str = 1
+    smooth: bool = False
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
             raise OptionError(f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}")
         if self.threads is not None and self.threads < 0:
             raise OptionError(f"threads must be 0 or more, got {self.threads}")
+        if self.infer_every != "auto" and not (isinstance(self.infer_every, int) and self.infer_every >= 1):
+            raise OptionError(f"infer_every must be a whole number >= 1 or 'auto', got {self.infer_every!r}")
 
 
 @dataclass(frozen=True)
@@ -116,6 +132,8 @@ class OutputOptions:
         preset: x264 speed preset.
         display: show a window.
         progress: show a progress bar.
+        serve: ``[HOST:]PORT`` for the browser preview (HOST defaults to 127.0.0.1; port 0
+            picks a free one); None: no preview.
     """
 
     output: str | os.PathLike | None = None
@@ -125,17 +143,20 @@ class OutputOptions:
     preset: str = DEFAULT_PRESET
     display: bool = False
     progress: bool = True
+    serve: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.crf <= 51:
             raise OptionError(f"crf must be between 0 and 51, got {self.crf}")
         if self.preset not in X264_PRESETS:
             raise OptionError(f"unknown x264 preset {self.preset!r}; choose one of {', '.join(X264_PRESETS)}")
+        if self.serve is not None:
+            parse_address(self.serve)
 
     @property
     def produces_something(self) -> bool:
         """True when the run writes or shows anything."""
-        return self.display or any(p is not None for p in (self.output, self.save_masks, self.stats))
+        return self.display or any(p is not None for p in (self.output, self.save_masks, self.stats, self.serve))
 
 
 @dataclass(frozen=True)
@@ -166,3 +187,17 @@ def options_from_keywords(**keywords: Any) -> RunOptions:
         grouped[owner[key]][key] = value
     return RunOptions(**{group: GROUPS[group](**values) for group, values in grouped.items()})
 
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``"8080"`` -> ("127.0.0.1", 8080); ``"0.0.0.0:8080"``, ``"[::1]:0"`` as written.
+
+    Example:
+        >>> parse_address("8080")
+        ('127.0.0.1', 8080)
+    """
+    host, sep, port = str(text).rpartition(":")
+    host = host.strip("[]") if sep else "127.0.0.1"
+    if not port.isdigit() or not 0 <= int(port) <= 65535 or not host:
+        raise OptionError(f"serve address must be [HOST:]PORT with PORT 0..65535, got {text!r}")
+    return host, int(port)

@@ -8,10 +8,11 @@ reading, finish the frames in flight, finalize the outputs) and a second signal 
 hard stop, both through the run's :class:`~rtseg.realtime.controls.Controls`. The first
 exception in any worker hard-stops all of them and is re-raised in the caller's thread.
 
-Live sources (cameras, streams) use queues of one slot that drop their oldest frame, so
-inference always works on the newest frame; files use small blocking queues, so every
-frame comes out. The capture thread is a daemon because a camera read can block forever
-inside a driver; the other two always finish within one step of a stop and are joined.
+Live sources (cameras, streams) use queues of two slots that drop their oldest frame, so
+inference works on the newest frames and a frame is dropped only when the model is behind;
+files use small blocking queues, so every frame comes out. The capture thread is a daemon
+because a camera read can block forever inside a driver; the other two always finish
+within one step of a stop and are joined.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ from rtseg.realtime.stats import PipelineStats
 log = logging.getLogger(__name__)
 
 FILE_QUEUE_SIZE = 4
+# Live queues hold two frames: a burst of two (network packets decoded together) does not
+# evict a frame the model was about to take; a model that is really behind still drops.
+LIVE_QUEUE_SIZE = 2
 FIRST_FRAME_TIMEOUT = 5.0
 DRAIN_TIMEOUT = 2.5
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
@@ -79,7 +83,7 @@ class Pipeline:
         self.stats = stats or PipelineStats()
         self.stall_timeout, self.drain_timeout = stall_timeout, drain_timeout
         self.policy = "latest" if source.live else "block"
-        size = 1 if source.live else queue_size
+        size = LIVE_QUEUE_SIZE if source.live else queue_size
         self.q_in: queue.Queue = queue.Queue(maxsize=size)
         self.q_out: queue.Queue = queue.Queue(maxsize=size)
         self.progress = progress
@@ -88,6 +92,7 @@ class Pipeline:
         self._error: tuple[str, BaseException] | None = None
         self._error_lock = threading.Lock()
         self._rendered_all = threading.Event()
+        self._reconnect_asked: float | None = None
 
     # -- the caller's thread ---------------------------------------------------------------
     def run(self) -> PipelineStats:
@@ -144,14 +149,30 @@ class Pipeline:
             self._check_stall()
 
     def _check_stall(self) -> None:
+        """The one stall detector: a live source with no new frame for ``stall_timeout`` is
+        asked to reconnect when it can, and is an error otherwise."""
         if not self.source.live or self.controls.stopping:
             return
-        last = self.stats.last_capture
-        idle = time.perf_counter() - (last or self.stats.started)
-        limit = self.stall_timeout if last else max(self.stall_timeout, FIRST_FRAME_TIMEOUT)
-        if idle > limit:
-            self._fail("capture", SourceStalledError(
-                f"{self.source.info.name} delivered no new frame for {idle:.1f} s (stalled)"))
+        reconnect = getattr(self.source, "request_reconnect", None)
+        self.stats.reconnecting = bool(getattr(self.source, "reconnecting", False))
+        if self.stats.reconnecting:
+            return  # the source is reopening itself, with its own backoff
+        now = time.perf_counter()
+        last_frame = self.stats.last_capture
+        connected = getattr(self.source, "connected_at", None)
+        first_of_connection = last_frame is None or (connected is not None and connected > last_frame)
+        since = max(t for t in (last_frame, connected, self._reconnect_asked, self.stats.started) if t is not None)
+        limit = max(self.stall_timeout, FIRST_FRAME_TIMEOUT) if first_of_connection else self.stall_timeout
+        idle = now - since
+        if idle <= limit:
+            return
+        if reconnect is not None:
+            self._reconnect_asked = now  # wait another stall period before asking again
+            self.stats.reconnecting = True
+            reconnect()
+            return
+        self._fail("capture", SourceStalledError(
+            f"{self.source.info.name} delivered no new frame for {idle:.1f} s (stalled)"))
 
     def _join(self, threads: list[threading.Thread], timeout: float) -> None:
         deadline = time.perf_counter() + timeout

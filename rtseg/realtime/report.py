@@ -48,7 +48,10 @@ def check_run(stats: PipelineStats, source: Source, sinks: list[Sink]) -> RunChe
         check.shortfalls.append(f"{stats.skipped} damaged packets were skipped; the frames they held are missing")
     for sink in sinks:
         for stream, outcome in getattr(sink, "audio_report", lambda: [])():
-            (check.shortfalls if outcome.startswith("dropped") else check.notes).append(f"audio {stream}: {outcome}")
+            if outcome.startswith("dropped"):
+                check.shortfalls.append(f"audio {stream}: {outcome}")
+            elif outcome != "copied":
+                check.notes.append(f"audio {stream}: {outcome}")
     if source.live and stats.dropped:
         check.notes.append(f"{stats.dropped} frames dropped to stay live (inference was behind)")
     return check

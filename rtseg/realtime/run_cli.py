@@ -6,6 +6,7 @@ import argparse
 import logging
 import textwrap
 
+from rtseg import cli_types
 from rtseg.errors import RtsegError
 from rtseg.realtime.controls import VIEW_MODES
 from rtseg.realtime.engine import builtin_models, default_model_name
@@ -55,16 +56,20 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"built-in name ({', '.join(builtin_models())}) or .onnx path "
                           f"(default: {default_model_name()})")
     mdl.add_argument("--device", choices=DEVICES, default=MDL.device, help="auto: CUDA when usable, else CPU")
-    mdl.add_argument("--threads", type=_at_least(0, int), default=MDL.threads,
+    mdl.add_argument("--threads", type=cli_types.at_least(0, int), default=MDL.threads,
                      help="onnxruntime intra-op threads (default: auto)")
+    mdl.add_argument("--infer-every", type=cli_types.every, default=MDL.infer_every, metavar="N|auto",
+                     help="run the model on every N-th frame, carry labels between by optical flow; "
+                          "auto: when the scene moved enough (1)")
+    mdl.add_argument("--smooth", action="store_true", help="smooth labels over time (less flicker)")
     _add_output_flags(parser.add_argument_group("output"))
     look = parser.add_argument_group("look")
     look.add_argument("--view", choices=VIEW_MODES, default=RND.view, help=f"what to draw ({RND.view})")
-    look.add_argument("--alpha", type=_between(0.0, 1.0), default=RND.alpha,
+    look.add_argument("--alpha", type=cli_types.between(0.0, 1.0), default=RND.alpha,
                       help=f"mask opacity for the overlay, 0..1 ({RND.alpha})")
-    look.add_argument("--classes", type=_names, default=RND.classes,
+    look.add_argument("--classes", type=cli_types.names, default=RND.classes,
                       help="draw only these classes (names or indices, comma-separated)")
-    look.add_argument("--hide", type=_names, default=RND.hide, help="never draw these classes, e.g. void,sky")
+    look.add_argument("--hide", type=cli_types.names, default=RND.hide, help="never draw these classes, e.g. void,sky")
     look.add_argument("--legend", action="store_true", help="draw class names with their colours")
     look.add_argument("--hud", action=argparse.BooleanOptionalAction, default=RND.hud,
                       help="FPS/latency overlay (default: on in the window, off in written files)")
@@ -73,22 +78,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_input_flags(src: argparse._ArgumentGroup) -> None:
-    src.add_argument("--camera", type=_at_least(0, int), metavar="INDEX", help="camera index (OpenCV)")
-    src.add_argument("--camera-size", type=_size, metavar="WxH", help="requested camera size, e.g. 1280x720")
-    src.add_argument("--camera-fps", type=_above(0.0), metavar="FPS", help="requested camera frame rate")
+    src.add_argument("--camera", type=cli_types.at_least(0, int), metavar="INDEX", help="camera index (OpenCV)")
+    src.add_argument("--camera-size", type=cli_types.size, metavar="WxH", help="requested camera size, e.g. 1280x720")
+    src.add_argument("--camera-fps", type=cli_types.above(0.0), metavar="FPS", help="requested camera frame rate")
     src.add_argument("--source", metavar="PATH|URL",
                      help="video file, image, folder, glob, rtsp/http URL, or 'demo' (the built-in road clip)")
     src.add_argument("--live", action=argparse.BooleanOptionalAction, default=SRC.live,
                      help="latest-frame semantics (drop frames when behind); default: on for cameras and "
                           "rtsp/rtmp/udp/tcp/srt, off for files and http(s)")
-    src.add_argument("--fps", type=_above(0.0), default=SRC.fps,
+    src.add_argument("--realtime", action="store_true",
+                     help="pace a file at its own timestamps, like a camera (implied by --live on a file)")
+    src.add_argument("--reconnect", action=argparse.BooleanOptionalAction, default=SRC.reconnect,
+                     help="reopen a live source that stalls or disconnects, with backoff 0.5-10 s "
+                          "(default: on for cameras and live streams)")
+    src.add_argument("--reconnect-max", type=cli_types.at_least(0, int), default=SRC.reconnect_max, metavar="N",
+                     help="give up after N reconnection attempts in a row (0: never)")
+    src.add_argument("--fps", type=cli_types.above(0.0), default=SRC.fps,
                      help=f"frame rate of an image sequence written as a video ({SRC.fps:g})")
-    src.add_argument("--timeout", type=_above(0.0), default=SRC.timeout,
+    src.add_argument("--timeout", type=cli_types.above(0.0), default=SRC.timeout,
                      help=f"seconds to wait for a URL to open/answer ({SRC.timeout:g})")
-    src.add_argument("--stall-timeout", type=_above(0.0), default=SRC.stall_timeout, metavar="S",
+    src.add_argument("--stall-timeout", type=cli_types.above(0.0), default=SRC.stall_timeout, metavar="S",
                      help=f"a live source (camera or stream) without a new frame for this long is an error "
                           f"({SRC.stall_timeout:g})")
-    src.add_argument("--max-pixels", type=_at_least(1, int), default=SRC.max_pixels, metavar="N",
+    src.add_argument("--max-pixels", type=cli_types.at_least(1, int), default=SRC.max_pixels, metavar="N",
                      help=f"refuse frames larger than this many pixels ({SRC.max_pixels}, 8K)")
 
 
@@ -96,10 +108,12 @@ def _add_output_flags(out: argparse._ArgumentGroup) -> None:
     out.add_argument("--output", metavar="PATH", help="annotated video (.mp4/.mkv/.mov/.m4v), image, or folder")
     out.add_argument("--save-masks", metavar="DIR", help="per-frame label maps (pixel = class) and colour masks, PNG")
     out.add_argument("--stats", metavar="FILE.jsonl", help="per-frame timings and class pixel shares, JSON lines")
-    out.add_argument("--crf", type=_between(0, 51, int), default=OUT.crf,
+    out.add_argument("--crf", type=cli_types.between(0, 51, int), default=OUT.crf,
                      help=f"H.264 quality for --output video, 0..51, lower is better ({OUT.crf})")
     out.add_argument("--preset", choices=X264_PRESETS, default=OUT.preset,
                      help=f"H.264 encoder speed for --output video ({OUT.preset})")
+    out.add_argument("--serve", metavar="[HOST:]PORT",
+                     help="browser preview at http://HOST:PORT/ (HOST 127.0.0.1 unless given; 0: a free port)")
     out.add_argument("--show", action="store_true", help="show a window also for files")
     out.add_argument("--no-display", action="store_true", help="never open a window (headless)")
     out.add_argument("--quiet", action="store_true", help="no progress bar or summary")
@@ -114,12 +128,14 @@ def run(args: argparse.Namespace) -> int:
     display = not args.no_display and (args.show or is_camera)
     options = RunOptions(
         source=SourceOptions(max_pixels=args.max_pixels, camera_size=args.camera_size, camera_fps=args.camera_fps,
-                             timeout=args.timeout, stall_timeout=args.stall_timeout, live=args.live, fps=args.fps),
-        model=ModelOptions(model=args.model, device=args.device, threads=args.threads),
+                             timeout=args.timeout, stall_timeout=args.stall_timeout, live=args.live, fps=args.fps,
+                             realtime=args.realtime, reconnect=args.reconnect, reconnect_max=args.reconnect_max),
+        model=ModelOptions(model=args.model, device=args.device, threads=args.threads,
+                           infer_every=args.infer_every, smooth=args.smooth),
         render=RenderOptions(view=args.view, alpha=args.alpha, classes=args.classes, hide=args.hide,
                              legend=args.legend, hud=args.hud),
         output=OutputOptions(output=args.output, save_masks=args.save_masks, stats=args.stats, crf=args.crf,
-                             preset=args.preset, display=display, progress=not args.quiet),
+                             preset=args.preset, display=display, progress=not args.quiet, serve=args.serve),
     )
     if not options.output.produces_something:
         hint = "--output, --save-masks or --stats" + ("" if args.no_display else ", or --show for a window")
@@ -141,6 +157,8 @@ def _one_source(args: argparse.Namespace) -> str | int:
 
 
 def _log_summary(result) -> None:
+    for note in result.check.notes:
+        log.info("%s", note)
     summary = result.stats.summary()
     stages = ", ".join(f"{k} {v:.1f} ms" for k, v in summary["stage_ms"].items())
     where = f" to {result.output}" if result.output else ""
@@ -149,63 +167,12 @@ def _log_summary(result) -> None:
     log.info("%s %d frames%s (%d in, %d dropped, %d corrupt packets skipped) in %.1f s, %.1f fps; per frame: %s",
              verb, summary["frames_out"], where, summary["frames_in"], summary["dropped"],
              summary["skipped_packets"], summary["seconds"], summary["fps"], stages)
-    for note in result.check.notes:
-        log.info("%s", note)
 
 
 def _version() -> str:
     from rtseg import __version__
 
     return __version__
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT like 1280x720, got {text!r}") from None
-    if width <= 0 or height <= 0:
-        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
-    return width, height
-
-
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(t.strip() for t in text.split(",") if t.strip())
-
-
-def _number(text: str, kind: type) -> float:
-    try:
-        return kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
-                                         f"got {text!r}") from None
-
-
-def _between(low: float, high: float, kind: type = float):
-    def parse(text: str) -> float:
-        value = _number(text, kind)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {text}")
-        return value
-    return parse
-
-
-def _at_least(low: float, kind: type = float):
-    def parse(text: str) -> float:
-        value = _number(text, kind)
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be {low} or more, got {text}")
-        return value
-    return parse
-
-
-def _above(low: float, kind: type = float):
-    def parse(text: str) -> float:
-        value = _number(text, kind)
-        if not value > low or value != value or value == float("inf"):
-            raise argparse.ArgumentTypeError(f"must be a finite number above {low}, got {text}")
-        return value
-    return parse
 
 
 __doc__ += "\n\n" + textwrap.indent(EXAMPLES, "    ")

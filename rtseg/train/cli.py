@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 
+from rtseg import cli_types
 from rtseg.data import KINDS
 from rtseg.errors import RtsegError
 from rtseg.extras import require_extra
@@ -56,34 +57,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-split", default="val", help="split name for validation (default: val)")
     p.add_argument("--arch", default="effl0_unet_bilinear", choices=ARCHITECTURES)
     p.add_argument("--scratch", action="store_true", help="random init instead of ImageNet weights")
-    p.add_argument("--epochs", type=int, default=100)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--crop", type=int, nargs=2, default=(256, 256), metavar=("H", "W"))
-    p.add_argument("--base-size", type=int, help="shorter side at scale 1.0 (default: first image's)")
-    p.add_argument("--scale", type=float, nargs=2, default=(0.75, 1.5), metavar=("MIN", "MAX"))
-    p.add_argument("--jitter", type=float, default=0.3, help="colour jitter strength (0: off)")
+    p.add_argument("--epochs", type=cli_types.at_least(1, int), default=100)
+    p.add_argument("--batch-size", type=cli_types.at_least(1, int), default=8)
+    p.add_argument("--crop", type=cli_types.at_least(1, int), nargs=2, default=(256, 256), metavar=("H", "W"))
+    p.add_argument("--base-size", type=cli_types.at_least(1, int),
+                   help="shorter side at scale 1.0 (default: first image's)")
+    p.add_argument("--scale", type=cli_types.above(0.0), nargs=2, default=(0.75, 1.5), metavar=("MIN", "MAX"))
+    p.add_argument("--jitter", type=cli_types.between(0.0, 1.0), default=0.3, help="colour jitter strength (0: off)")
     p.add_argument("--opt", choices=("adamw", "sgd"), default="adamw")
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--lr", type=cli_types.above(0.0), default=2e-3)
+    p.add_argument("--weight-decay", type=cli_types.at_least(0.0), default=0.01)
     p.add_argument("--schedule", choices=("poly", "cosine"), default="poly")
-    p.add_argument("--warmup-epochs", type=float, default=1.0)
+    p.add_argument("--warmup-epochs", type=cli_types.at_least(0.0), default=1.0)
     p.add_argument("--class-weights", choices=("none", "enet", "median"), default="none")
     p.add_argument("--ohem", action="store_true", help="online hard example mining (p < 0.7)")
-    p.add_argument("--val-every", type=int, default=1, help="validate every N epochs (0: never)")
-    p.add_argument("--val-size", type=int, nargs=2, metavar=("H", "W"), help="resize val images")
+    p.add_argument("--val-every", type=cli_types.at_least(0, int), default=1, help="validate every N epochs (0: never)")
+    p.add_argument("--val-size", type=cli_types.at_least(1, int), nargs=2, metavar=("H", "W"), help="resize val images")
     p.add_argument("--out", help="run folder: checkpoint.pth, model_best.pth, metrics.csv, history.png (required)")
     p.add_argument("--resume", nargs="?", const="auto",
                    help="resume from PATH, or from OUT/checkpoint.pth when given alone")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast on the CPU (fast on AVX512-BF16/AMX)")
-    p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+    p.add_argument("--ema", type=cli_types.between(0.0, 0.99999), default=0.0, metavar="DECAY",
                    help="keep an EMA of the weights (e.g. 0.999); validation and model_best use it")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
-    p.add_argument("--workers", type=int, default=0, help="data-loader processes")
+    p.add_argument("--threads", type=cli_types.at_least(0, int), default=0, help="torch CPU threads (0: default)")
+    p.add_argument("--workers", type=cli_types.at_least(0, int), default=0, help="data-loader processes")
     p.add_argument("--cache", action="store_true", help="keep decoded frames in memory")
-    p.add_argument("--max-steps", type=int, help="cap steps per epoch (quick tries)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-steps", type=cli_types.at_least(1, int), help="cap steps per epoch (quick tries)")
+    p.add_argument("--seed", type=cli_types.at_least(0, int), default=0)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--debug", action="store_true", help="tracebacks and debug logging")
     return p

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rtseg import cli_types
 from rtseg.data import KINDS
 from rtseg.extras import require_extra
 
@@ -22,9 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="val")
     p.add_argument("--out", help="folder for metrics.json, per_class.txt, confusion.png "
                                  "(default: eval-SPLIT beside the model)")
-    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
+    p.add_argument("--size", type=cli_types.at_least(1, int), nargs=2, metavar=("H", "W"),
                    help="checkpoints only: resize inputs (ONNX models use their own input size)")
-    p.add_argument("--threads", type=int, help="CPU threads")
+    p.add_argument("--threads", type=cli_types.at_least(0, int), help="CPU threads")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--debug", action="store_true", help="tracebacks and debug logging")
     return p

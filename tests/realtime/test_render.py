@@ -101,3 +101,15 @@ def test_every_annotator_has_the_same_shape() -> None:
     for annotator in annotators:
         out = annotator.annotate(frame.image.copy(), frame.labels)
         assert out.dtype == np.uint8 and out.ndim == 3
+
+
+def test_hidden_classes_change_live_through_controls() -> None:
+    controls = Controls(view="mask")
+    renderer = Renderer(INFO, controls=controls)
+    assert renderer.render(_frame())[0, 4].tolist() == [255, 0, 0]
+    controls.set_hidden({2})
+    assert renderer.render(_frame())[0, 4].tolist() == [0, 0, 0]
+    controls.set_hidden(set())
+    assert renderer.render(_frame())[0, 4].tolist() == [255, 0, 0]
+    with pytest.raises(ValueError, match="0..255"):
+        controls.set_hidden({300})

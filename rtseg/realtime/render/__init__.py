@@ -43,14 +43,15 @@ class Renderer:
         self.info = info
         self.controls = controls or Controls(view=options.view, alpha=options.alpha)
         self.lut = color_lut(info)
-        self.visible = visible_lut(resolve_classes(info, options.classes) or None,
-                                   resolve_classes(info, options.hide) or None)
+        self._base_visible = visible_lut(resolve_classes(info, options.classes) or None,
+                                         resolve_classes(info, options.hide) or None)
+        self.visible = self._base_visible
         self.annotators: list[Annotator] = []
         if options.legend:
-            self.annotators.append(Legend(info, self.lut, self.visible))
+            self.annotators.append(Legend(info, self.lut, self._base_visible))
         if hud_lines is not None and options.hud is not False:
             self.annotators.append(Hud(hud_lines))
-        self._view_key: tuple[str, float] | None = None
+        self._view_key: tuple | None = None
         self._view: Annotator | None = None
 
     def render(self, frame: Frame) -> np.ndarray:
@@ -65,7 +66,9 @@ class Renderer:
         return image
 
     def _current_view(self) -> Annotator:
-        key = (self.controls.view, self.controls.alpha)
+        key = (self.controls.view, self.controls.alpha, self.controls.hidden)
         if key != self._view_key:
+            self.visible = self._base_visible.copy()
+            self.visible[list(key[2])] = False
             self._view, self._view_key = make_view(key[0], self.lut, self.visible, key[1]), key
         return self._view

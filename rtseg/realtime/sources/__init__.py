@@ -6,15 +6,18 @@ import os
 from pathlib import Path
 
 from rtseg.assets import DEMO_NAME, demo_clip
+from rtseg.errors import SourceError
 from rtseg.realtime.sources.base import DEFAULT_MAX_PIXELS, Source, SourceInfo
 from rtseg.realtime.sources.camera import CameraSource
 from rtseg.realtime.sources.images import ImageSource, is_image_path
 from rtseg.realtime.sources.kinds import SOURCE_KINDS, camera_index, is_live_url, is_url, source_kind
+from rtseg.realtime.sources.paced import PacedSource
+from rtseg.realtime.sources.reconnect import ReconnectingSource
 from rtseg.realtime.sources.video import VideoSource
 
-__all__ = ["DEFAULT_MAX_PIXELS", "SOURCE_KINDS", "CameraSource", "ImageSource", "Source", "SourceInfo",
-           "VideoSource", "camera_index", "is_image_path", "is_live_url", "is_url", "open_source",
-           "resolve_source", "source_kind"]
+__all__ = ["DEFAULT_MAX_PIXELS", "SOURCE_KINDS", "CameraSource", "ImageSource", "PacedSource", "ReconnectingSource",
+           "Source", "SourceInfo", "VideoSource", "camera_index", "is_image_path", "is_live_url", "is_url",
+           "open_source", "resolve_source", "source_kind"]
 
 
 def resolve_source(spec: str | int | os.PathLike) -> str | int:
@@ -40,6 +43,19 @@ def open_source(spec: str | int | os.PathLike, options=None) -> Source:
     opts = options or SourceOptions()
     spec = resolve_source(spec)
     kind = source_kind(spec)
+    live_kind = kind == "camera" or (kind == "url" and is_live_url(str(spec)))
+    if opts.reconnect if opts.reconnect is not None else live_kind:
+        if not live_kind and not opts.live:
+            raise SourceError(f"--reconnect is for cameras and live streams; {spec} is not one (add --live "
+                              "for a live http stream)")
+        return ReconnectingSource(lambda: _open_once(spec, kind, opts), max_attempts=opts.reconnect_max)
+    source = _open_once(spec, kind, opts)
+    if kind in ("video", "images") and (opts.realtime or opts.live):
+        return PacedSource(source, live=bool(opts.live))  # --live on a file implies --realtime
+    return source
+
+
+def _open_once(spec: str | int, kind: str, opts) -> Source:
     if kind == "camera":
         return CameraSource(int(spec), size=opts.camera_size, fps=opts.camera_fps, max_pixels=opts.max_pixels)
     if kind == "images":

@@ -65,7 +65,8 @@ def check_pixel_cap(name: str, width: int, height: int, max_pixels: int) -> None
     from rtseg.errors import SourceError
 
     if width <= 0 or height <= 0:
-        raise SourceError(f"{name}: invalid frame size {width}x{height}")
+        raise SourceError(f"{name}: no picture size in the stream's header ({width}x{height}): no video in it, "
+                          "or nothing is being published there yet")
     if width * height > max_pixels:
         raise SourceError(
             f"{name}: frame size {width}x{height} ({width * height} pixels) is over the cap of "

@@ -11,9 +11,10 @@ from pathlib import Path
 import av
 import cv2
 
-from rtseg.errors import SourceError
+from rtseg.errors import SourceError, first_line
 from rtseg.realtime.frame import Frame
 from rtseg.realtime.sources.base import DEFAULT_MAX_PIXELS, Source, SourceInfo, check_pixel_cap
+from rtseg.realtime.sources.image_header import header_size
 from rtseg.realtime.sources.kinds import IMAGE_SUFFIXES, is_image_path
 
 __all__ = ["IMAGE_SUFFIXES", "ImageSource", "expand_image_spec", "is_image_path", "probe_image_size"]
@@ -40,6 +41,14 @@ def expand_image_spec(spec: str) -> list[Path]:
 def probe_image_size(path: Path) -> tuple[int, int]:
     """(width, height) from the file header, without decoding the pixels."""
     try:
+        size = header_size(path)
+    except OSError as exc:
+        raise SourceError(f"cannot read image {path}: {first_line(exc)}") from None
+    if size is not None:
+        if min(size) <= 0:
+            raise SourceError(f"cannot read image {path}: invalid size {size[0]}x{size[1]} in its header")
+        return size
+    try:  # other formats (TIFF, ...): FFmpeg's probe
         with av.open(str(path)) as container:
             ctx = container.streams.video[0].codec_context
             size = ctx.width, ctx.height
