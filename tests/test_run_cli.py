@@ -341,3 +341,14 @@ def test_output_that_is_the_input_through_a_hard_link_is_refused(tmp_path: Path)
     result = run_cli(str(clip), "--output", str(tmp_path / "link.mp4"), "--model", "otsu")
     assert result.returncode == 2 and "is the same file as an input" in result.stderr
     assert clip.read_bytes() == before
+
+
+def test_no_display_is_one_line_suggesting_serve(tmp_path: Path) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    result = subprocess.run([sys.executable, "-m", "rtseg", "--camera", "0"], capture_output=True, text=True,
+                            timeout=60, cwd=ROOT, env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--serve" in lines[0] and "--no-display" in lines[0], result.stderr

@@ -118,5 +118,5 @@ def _engine(options: RunOptions, stats: PipelineStats) -> Engine:
 
 def _check_display() -> None:
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise RtsegError("no display available (DISPLAY is not set); use --no-display with --output, "
-                         "--save-masks or --stats")
+        raise RtsegError("no display to open a window on (DISPLAY is not set): watch in a browser with "
+                         "--serve 8080, or run headless with --no-display and --output, --save-masks or --stats")

@@ -119,6 +119,7 @@ class Pipeline:
                 self._join(threads, timeout=max(2.0, self.drain_timeout))
                 if not threads[0].is_alive():  # the sinks are done with the source's packets too
                     self.source.close()
+                self._pump(self.sinks)  # the main thread's last turn: a window is destroyed here
                 self.stats.finish(self.source.skipped, self.controls.stop_reason)
                 if self.progress is not None:
                     self.progress(self.stats)
@@ -135,8 +136,11 @@ class Pipeline:
 
     def _supervise(self) -> None:
         drain_deadline: float | None = None
+        pumped = [s for s in self.sinks if type(s).pump is not Sink.pump]  # a window: pump it often
+        tick = 0.01 if pumped else 0.1
         while not (self._rendered_all.is_set() or self.controls.forced.is_set()):
-            self._rendered_all.wait(0.1)
+            self._rendered_all.wait(tick)
+            self._pump(pumped)
             if self.controls.draining.is_set():
                 self.source.interrupt()
                 now = time.perf_counter()
@@ -147,6 +151,13 @@ class Pipeline:
             if self.progress is not None:
                 self.progress(self.stats)
             self._check_stall()
+
+    def _pump(self, sinks: list[Sink]) -> None:
+        for sink in sinks:
+            try:
+                sink.pump()
+            except Exception as exc:  # noqa: BLE001 - e.g. a window that cannot be shown
+                self._fail("display", exc)
 
     def _check_stall(self) -> None:
         """The one stall detector: a live source with no new frame for ``stall_timeout`` is

@@ -88,13 +88,16 @@ def test_image_sink_single_file_and_folder(tmp_path: Path) -> None:
 class FakeDisplay:
     """OpenCV's HighGUI functions the window sink calls, recorded; keys come from a script."""
 
-    WINDOW_NORMAL, WINDOW_KEEPRATIO, WND_PROP_VISIBLE = 0, 16, 4
+    WINDOW_NORMAL, WINDOW_KEEPRATIO, WINDOW_GUI_NORMAL, WND_PROP_VISIBLE = 0, 16, 32, 4
 
     def __init__(self, keys: list[int]) -> None:
         self.keys, self.calls, self.shown, self.visible = list(keys), [], [], True
 
     def namedWindow(self, title, flags):  # noqa: N802
         self.calls.append(("namedWindow", title))
+
+    def resizeWindow(self, title, width, height):  # noqa: N802
+        self.calls.append(("resizeWindow", width, height))
 
     def imshow(self, title, image):
         self.shown.append(image.copy())
@@ -109,10 +112,12 @@ class FakeDisplay:
         self.calls.append(("destroyWindow", title))
 
 
-def _write(window, n: int = 1) -> None:
-    frame = Frame(np.zeros((4, 6, 3), np.uint8), 0, labels=np.zeros((4, 6), np.uint8))
+def _write(window, n: int = 1, size: tuple[int, int] = (6, 4)) -> None:
+    """The render thread writes, the main thread pumps: n times."""
+    frame = Frame(np.zeros((size[1], size[0], 3), np.uint8), 0, labels=np.zeros((size[1], size[0]), np.uint8))
     for _ in range(n):
         window.write(frame, frame.image)
+        window.pump()
 
 
 def test_window_shows_frames_and_keys_act_through_controls() -> None:
@@ -121,15 +126,16 @@ def test_window_shows_frames_and_keys_act_through_controls() -> None:
 
     controls = Controls()
     display = FakeDisplay([ord("m"), ord(" "), ord(" "), ord("x"), 27])
-    with WindowSink("t", controls, display) as window:
+    with WindowSink("t", controls, display, screen=(1920, 1080)) as window:
         _write(window)
-        assert controls.view == "mask" and display.calls == [("namedWindow", "t")]
+        assert controls.view == "mask" and display.calls == [("namedWindow", "t"), ("resizeWindow", 6, 4)]
         _write(window)
         assert controls.paused
         _write(window, 2)
         assert not controls.paused and not controls.stopping
         _write(window)
         assert controls.stopping and controls.stop_reason == "key" and not controls.forced.is_set()
+    window.pump()  # the main thread's last turn after the render thread closed the sink
     assert len(display.shown) == 5 and display.calls[-1] == ("destroyWindow", "t")
 
 
@@ -146,4 +152,29 @@ def test_closing_the_window_ends_the_run_like_q() -> None:
     assert controls.stop_reason == "window closed"
     window.close()
     window.close()  # safe twice
+    window.pump()
+    window.pump()
     assert display.calls.count(("destroyWindow", "t")) == 1
+
+
+def test_a_big_frame_opens_a_window_scaled_to_fit_the_screen() -> None:
+    from rtseg.realtime.controls import Controls
+    from rtseg.realtime.sinks import WindowSink
+
+    display = FakeDisplay([])
+    window = WindowSink("t", Controls(), display, screen=(1280, 800))
+    _write(window, size=(3840, 2160))
+    assert ("resizeWindow", 1152, 648) in display.calls  # 90 % of the screen width, aspect kept
+
+
+def test_only_the_main_thread_touches_the_window() -> None:
+    """write() runs on the render thread and must not call into the GUI toolkit."""
+    from rtseg.realtime.controls import Controls
+    from rtseg.realtime.sinks import WindowSink
+
+    display = FakeDisplay([])
+    window = WindowSink("t", Controls(), display)
+    frame = Frame(np.zeros((4, 6, 3), np.uint8), 0, labels=np.zeros((4, 6), np.uint8))
+    window.write(frame, frame.image)
+    window.close()
+    assert display.calls == [] and display.shown == []

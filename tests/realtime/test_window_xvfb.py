@@ -60,9 +60,9 @@ def _xdo(env: dict, *args: str) -> str:
 
 
 def test_window_opens_and_keys_pause_cycle_the_view_and_quit(tmp_path: Path, display: dict) -> None:
-    clip = make_video(tmp_path / "long.mp4", n=1500, width=320, height=240, noise=True)
+    clip = make_video(tmp_path / "long.mp4", n=1500, width=320, height=240)
     stats, out = tmp_path / "s.jsonl", tmp_path / "out.mp4"
-    proc = subprocess.Popen([sys.executable, "-m", "rtseg", str(clip), "--show", "--model", "otsu",
+    proc = subprocess.Popen([sys.executable, "-m", "rtseg", str(clip), "--show", "--realtime", "--model", "otsu",
                              "--stats", str(stats), "--output", str(out), "--quiet"],
                             env=display, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -72,6 +72,7 @@ def test_window_opens_and_keys_pause_cycle_the_view_and_quit(tmp_path: Path, dis
             window = _xdo(display, "search", "--name", "rtseg - ").split("\n")[0]
             time.sleep(0.1)
         assert window, "the window did not open"
+        assert "Geometry: 320x240" in _xdo(display, "getwindowgeometry", window), "the window has the frame's size"
         _xdo(display, "windowfocus", window)
         _xdo(display, "key", "m")  # overlay -> mask
         time.sleep(0.5)
@@ -88,6 +89,7 @@ def test_window_opens_and_keys_pause_cycle_the_view_and_quit(tmp_path: Path, dis
     finally:
         proc.kill()
     assert proc.returncode == 0, stderr
+    assert "QObject" not in stderr and "QFont" not in stderr, f"Qt warnings: {stderr}"
     written = _lines(stats)
     assert 0 < written < 1500, "q stops the run before the end of the clip"
     _, images = read_video(out)
@@ -99,3 +101,56 @@ def test_window_opens_and_keys_pause_cycle_the_view_and_quit(tmp_path: Path, dis
     views = {mode: Renderer(info, RenderOptions(view=mode)).render(frame).astype(int) for mode in ("mask", "overlay")}
     error = {mode: np.abs(images[-1].astype(int) - view).mean() for mode, view in views.items()}
     assert error["mask"] < error["overlay"] / 2, f"after m the output shows the mask view: {error}"
+
+
+def _close_like_a_window_manager(env: dict, window: int) -> None:
+    """Send WM_DELETE_WINDOW, what a window manager sends when the close button is clicked."""
+    import ctypes
+    import ctypes.util
+
+    class ClientMessage(ctypes.Structure):
+        _fields_ = [("type", ctypes.c_int), ("serial", ctypes.c_ulong), ("send_event", ctypes.c_int),
+                    ("display", ctypes.c_void_p), ("window", ctypes.c_ulong), ("message_type", ctypes.c_ulong),
+                    ("format", ctypes.c_int), ("data", ctypes.c_long * 5)]
+
+    class XEvent(ctypes.Union):
+        _fields_ = [("xclient", ClientMessage), ("pad", ctypes.c_long * 24)]
+
+    x11 = ctypes.CDLL(ctypes.util.find_library("X11") or "libX11.so.6")
+    x11.XOpenDisplay.restype, x11.XOpenDisplay.argtypes = ctypes.c_void_p, [ctypes.c_char_p]
+    x11.XInternAtom.restype = ctypes.c_ulong
+    x11.XInternAtom.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+    x11.XSendEvent.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int, ctypes.c_long, ctypes.POINTER(XEvent)]
+    x11.XFlush.argtypes = x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
+    handle = x11.XOpenDisplay(env["DISPLAY"].encode())
+    event = XEvent()
+    event.xclient.type, event.xclient.window, event.xclient.format = 33, window, 32  # ClientMessage
+    event.xclient.message_type = x11.XInternAtom(handle, b"WM_PROTOCOLS", 0)
+    event.xclient.data[0] = x11.XInternAtom(handle, b"WM_DELETE_WINDOW", 0)
+    x11.XSendEvent(handle, window, 0, 0, ctypes.byref(event))
+    x11.XFlush(handle)
+    x11.XCloseDisplay(handle)
+
+
+def test_closing_the_window_ends_the_run_cleanly(tmp_path: Path, display: dict) -> None:
+    clip = make_video(tmp_path / "long.mp4", n=1500, width=320, height=240)
+    out = tmp_path / "out.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "rtseg", str(clip), "--show", "--realtime", "--model", "otsu",
+                             "--output", str(out)], env=display, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        window = ""
+        deadline = time.time() + 20
+        while not window and time.time() < deadline:
+            window = _xdo(display, "search", "--name", "rtseg - ").split("\n")[0]
+            time.sleep(0.1)
+        assert window, "the window did not open"
+        time.sleep(1.0)
+        _close_like_a_window_manager(display, int(window))
+        _, stderr = proc.communicate(timeout=15)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "stopped (window closed)" in stderr and "Traceback" not in stderr and "QObject" not in stderr
+    written = int(stderr.split("stopped (window closed) after ")[1].split()[0])
+    assert 0 < written < 1500 and len(read_video(out)[0]) == written, "the output was finalized"

@@ -19,7 +19,11 @@ class Sink:
         raise NotImplementedError
 
     def poll(self) -> None:
-        """Called on the render thread while the run is paused (a window answers keys here)."""
+        """Called on the render thread while the run is paused (e.g. to re-send the newest frame)."""
+
+    def pump(self) -> None:
+        """Called from the caller's (main) thread every few milliseconds while the run lasts,
+        and once more after the render thread has closed the sinks (a window lives here)."""
 
     def close(self) -> None:
         """Finalize the output. Safe to call twice."""
