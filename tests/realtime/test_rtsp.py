@@ -233,14 +233,15 @@ def test_rtsp_mp4_duration_matches_the_stream(recording: Recording) -> None:
 
     With ``--no-live`` every frame that arrives is kept, so the output lasts at least
     (frames - 1) / 25 s (more only where the network lost frames, as a loaded machine's UDP
-    may), never longer than rtseg ran, with the frames one period apart."""
+    may), never longer than rtseg ran; the first frame, which came without a pts, sits on
+    the stream's frame grid just before the next one that arrived."""
     assert not recording.live
     span = float(recording.times[-1] - recording.times[0])
     expected = (len(recording.times) - 1) / FPS
     assert span >= expected - 0.5, f"{len(recording.times)} frames span {span:.1f} s"
     assert span <= recording.run.streamed_s, f"{len(recording.times)} frames span {span:.1f} s"
-    first_step = float(recording.times[1] - recording.times[0])
-    assert first_step == pytest.approx(1 / FPS, abs=0.01), "the first frame's derived pts is one period early"
+    periods = float(recording.times[1] - recording.times[0]) * FPS  # the first frame's pts is derived
+    assert 1 <= round(periods) <= 5 and periods == pytest.approx(round(periods), abs=0.25), periods
 
 
 def _stats_lines(path: Path) -> int:

@@ -154,7 +154,7 @@ def test_closing_the_window_ends_the_run_like_q() -> None:
     window.close()  # safe twice
     window.pump()
     window.pump()
-    assert display.calls.count(("destroyWindow", "t")) == 1
+    assert display.calls.count(("destroyWindow", "t")) == 0, "a window the user closed is gone already"
 
 
 def test_a_big_frame_opens_a_window_scaled_to_fit_the_screen() -> None:
