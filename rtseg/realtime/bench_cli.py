@@ -1,4 +1,7 @@
-"""``rtseg bench``: raw inference vs naive loop vs threaded pipeline, same model and threads."""
+"""``rtseg bench``: raw inference vs naive loop vs threaded pipeline, same model and threads.
+
+``--keyframes``: every-frame inference vs keyframes (N=2, 3, 5, auto, and --smooth): speed,
+agreement with every-frame labels, flip rate and temporal consistency."""
 
 from __future__ import annotations
 
@@ -14,13 +17,19 @@ from rtseg.realtime.sources import resolve_source
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rtseg bench", description=__doc__,
-        epilog="example: rtseg bench --model camvid-road --source road.mp4 --threads 2")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  rtseg bench --model camvid-road --source road.mp4 --threads 2\n"
+               "  rtseg bench --keyframes --threads 2")
     parser.add_argument("--model", default=None, help="built-in name or .onnx path (default: the default model)")
     parser.add_argument("--source", default="demo", help="a video file (default: demo, the built-in road clip)")
     parser.add_argument("--frames", type=int, default=120, help="frames per run (120)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs per mode; the median is kept (3)")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: auto)")
     parser.add_argument("--device", choices=DEVICES, default="auto")
+    parser.add_argument("--keyframes", action="store_true",
+                        help="keyframe inference (--infer-every N|auto, --smooth) against every-frame inference")
+    parser.add_argument("--noise", type=float, default=0.0, metavar="SIGMA",
+                        help="with --keyframes: add Gaussian noise to the frames (a flickery clip)")
     parser.add_argument("--debug", action="store_true")
     return parser
 
@@ -30,11 +39,25 @@ def run(args: argparse.Namespace) -> int:
 
     if args.frames < 1 or args.repeats < 1:
         raise RtsegError("--frames and --repeats must be at least 1")
+    if args.noise < 0:
+        raise RtsegError("--noise must be 0 or more")
     engine = load_model(args.model, device=args.device, threads=args.threads)
     source = str(resolve_source(args.source))
+    if args.keyframes:
+        return _keyframes(args, engine, source)
     result = run_bench(engine, source, frames=args.frames, repeats=args.repeats)
     threads = args.threads or "auto"
     title = (f"model {engine.info.name} on {engine.provider} (threads {threads}), "
              f"{os.path.basename(source)}, {os.cpu_count()} CPU cores")
     print(format_table(result, title))
+    return 0
+
+
+def _keyframes(args: argparse.Namespace, engine, source: str) -> int:
+    from rtseg.realtime.bench_keyframes import format_keyframe_table, run_keyframe_bench
+
+    bench = run_keyframe_bench(engine, source, frames=args.frames, repeats=args.repeats, noise=args.noise)
+    title = (f"keyframes: model {engine.info.name} on {engine.provider} (threads {args.threads or 'auto'}), "
+             f"{os.path.basename(source)}, {os.cpu_count()} CPU cores")
+    print(format_keyframe_table(bench, title))
     return 0

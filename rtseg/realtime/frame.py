@@ -24,6 +24,8 @@ class Frame:
         labels: H x W uint8 class-index map, set by the engine.
         timings: seconds spent per stage ("decode", "preprocess", "infer", ...).
         passthrough: packets of other streams (audio) to mux after this frame, in order.
+        inferred: True when the model ran on this frame, False when its labels were
+            propagated from a keyframe (``--infer-every``).
 
     Example:
         >>> f = Frame(image=np.zeros((2, 4, 3), np.uint8), index=0)
@@ -40,6 +42,7 @@ class Frame:
     labels: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
     passthrough: list[Any] = field(default_factory=list)
+    inferred: bool = True
 
     def __post_init__(self) -> None:
         if not (isinstance(self.image, np.ndarray) and self.image.dtype == np.uint8

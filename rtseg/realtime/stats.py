@@ -40,6 +40,11 @@ class PipelineStats:
         self.stop_reason: str | None = None
         self.interrupted = False  # stopped by a signal before the end of the input
         self.exit_signal: int | None = None
+        self.reconnecting = False  # a live source is lost and being reopened
+        self.last_seconds: float | None = None  # latest timestamp written, seconds
+        self.propagated = 0  # frames whose labels were carried from a keyframe (--infer-every)
+        self.model_rate = RateMeter()  # frames the model ran on
+        self.propagate_rate = RateMeter()
 
     def captured_frame(self, now: float) -> None:
         with self._lock:
@@ -61,6 +66,8 @@ class PipelineStats:
             for stage, seconds in frame.timings.items():
                 self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
             self.latency.update(now - frame.capture_time)
+            if frame.seconds is not None:
+                self.last_seconds = max(self.last_seconds or frame.seconds, frame.seconds)
 
     def finish(self, skipped: int, stop_reason: str | None) -> None:
         with self._lock:
@@ -87,3 +94,12 @@ class PipelineStats:
             "fps": round(self.written / elapsed, 2) if elapsed > 0 else 0.0,
             "stage_ms": self.stage_ms(), "interrupted": self.interrupted, "stop_reason": self.stop_reason,
         }
+
+    def segmented_frame(self, inferred: bool, now: float | None = None) -> None:
+        """Count a frame the model ran on (``inferred``) or one propagated from a keyframe."""
+        if inferred:
+            self.model_rate.tick(now)
+        else:
+            with self._lock:
+                self.propagated += 1
+            self.propagate_rate.tick(now)

@@ -19,7 +19,14 @@ def hud_lines(stats: PipelineStats, model: str, provider: str) -> list[str]:
         f"{model} on {provider.replace('ExecutionProvider', '')}",
         f"capture {stats.capture_rate.rate():.1f} fps  infer {stats.infer_rate.rate():.1f} fps",
         f"latency {latency:.0f} ms  dropped {stats.dropped}",
-    ]
+    ] + (["source lost: reconnecting..."] if stats.reconnecting else []) + _keyframe_lines(stats)
+
+
+def _keyframe_lines(stats: PipelineStats) -> list[str]:
+    """With keyframe inference: frames per second the model ran on and that were propagated."""
+    if not stats.propagated:
+        return []
+    return [f"model {stats.model_rate.rate():.1f} fps  propagated {stats.propagate_rate.rate():.1f} fps"]
 
 
 class Hud:

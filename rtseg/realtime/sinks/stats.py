@@ -15,8 +15,9 @@ from rtseg.realtime.sinks.base import Sink, prepare_output_file
 class StatsSink(Sink):
     """Append per-frame analytics to a JSONL file (flushed per line, so a cut file is still valid).
 
-    Each line: ``{"index", "name", "time", "timings_ms": {stage: ms}, "class_share": {class: share}}``
-    where share is the fraction of the frame's pixels (0..1), for every class of the model.
+    Each line: ``{"index", "name", "time", "inferred", "timings_ms": {stage: ms}, "class_share":
+    {class: share}}`` where share is the fraction of the frame's pixels (0..1), for every class
+    of the model, and ``inferred`` is false for a frame whose labels were propagated from a keyframe.
     """
 
     def __init__(self, path: str | Path, class_names: tuple[str, ...]) -> None:
@@ -35,6 +36,7 @@ class StatsSink(Sink):
             "index": frame.index,
             "name": frame.name,
             "time": frame.seconds,
+            "inferred": frame.inferred,
             "timings_ms": {k: round(v * 1000, 3) for k, v in frame.timings.items()},
             "class_share": {names[i]: round(int(c) / total, 6) for i, c in enumerate(counts)},
         }
