@@ -40,10 +40,9 @@ def check_run(stats: PipelineStats, source: Source, sinks: list[Sink]) -> RunChe
     if stats.written == 0 and not stopped_early:
         cause = f"{stats.skipped} damaged packets, no decodable frame" if stats.skipped else "no decodable frame"
         raise NothingWrittenError(f"wrote 0 frames from {source.info.name}: {cause} (unsupported or damaged input?)")
-    expected = source.info.frame_count
-    if not source.live and not stopped_early and expected and stats.captured < expected:
-        check.shortfalls.append(f"input ended early: {stats.captured} of {expected} frames in "
-                                f"{source.info.name} (truncated or damaged file?)")
+    ended_early = None if source.live or stopped_early else _ended_early(stats, source)
+    if ended_early:
+        check.shortfalls.append(f"input ended early: {ended_early} in {source.info.name} (truncated or damaged file?)")
     if stats.skipped:
         check.shortfalls.append(f"{stats.skipped} damaged packets were skipped; the frames they held are missing")
     for sink in sinks:
@@ -55,3 +54,19 @@ def check_run(stats: PipelineStats, source: Source, sinks: list[Sink]) -> RunChe
     if source.live and stats.dropped:
         check.notes.append(f"{stats.dropped} frames dropped to stay live (inference was behind)")
     return check
+
+
+def _ended_early(stats: PipelineStats, source: Source) -> str | None:
+    """How much of a file is missing, judged by its presentation time where the container
+    gives a duration (edit lists included), else by its frame count; None when complete."""
+    info = source.info
+    if info.duration and stats.last_seconds is not None:
+        frame = 1.0 / (info.fps or 25.0)
+        end = (info.start or 0.0) + info.duration
+        if end - (stats.last_seconds + frame) > max(2 * frame, 0.1):
+            return (f"{stats.last_seconds - (info.start or 0.0) + frame:.2f} s of {info.duration:.2f} s "
+                    f"({stats.captured} frames)")
+        return None
+    if info.frame_count and stats.captured < info.frame_count:
+        return f"{stats.captured} of {info.frame_count} frames"
+    return None

@@ -21,6 +21,8 @@ class SourceInfo:
     height: int | None = None
     fps: float | None = None
     frame_count: int | None = None  # None when unknown (cameras, streams, some containers)
+    start: float | None = None  # first presentation time, seconds (files)
+    duration: float | None = None  # presentation duration of the video, seconds (files)
     passthrough_streams: list[Any] = field(default_factory=list)  # e.g. PyAV audio streams
 
 

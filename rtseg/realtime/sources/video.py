@@ -96,6 +96,8 @@ class VideoSource(Source):
                 name=spec, width=ctx.width, height=ctx.height,
                 fps=float(rate) if rate else None,
                 frame_count=stream.frames or None,
+                start=float(stream.start_time * stream.time_base) if stream.start_time is not None else None,
+                duration=float(stream.duration * stream.time_base) if stream.duration else None,
                 passthrough_streams=self._audio)
         except BaseException:
             self._container.close()
@@ -118,8 +120,9 @@ class VideoSource(Source):
         self.read_error: str | None = None  # why demuxing stopped before the end, if it did
         self._last_pts: int | None = None
         self._max_frames = max_frames
-        if max_frames is not None and self.info.frame_count:
-            self.info.frame_count = min(self.info.frame_count, max_frames)
+        if max_frames is not None:
+            self.info.frame_count = min(self.info.frame_count or max_frames, max_frames)
+            self.info.duration = None  # only part of the file is read, on purpose
         self._closed = False
 
     def input_paths(self) -> list[Path]:
