@@ -352,3 +352,22 @@ def test_no_display_is_one_line_suggesting_serve(tmp_path: Path) -> None:
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--serve" in lines[0] and "--no-display" in lines[0], result.stderr
+
+
+def test_bench_live_reports_latency_against_inference(tmp_path: Path, channel_model: Path, capsys) -> None:
+    clip = make_video(tmp_path / "in.mp4", n=10, noise=True)
+    assert main(["bench", "--live", "--model", str(channel_model), "--source", str(clip), "--frames", "8",
+                 "--repeats", "1"]) == 0
+    table = capsys.readouterr().out
+    assert "capture -> output latency, median" in table and "p99 latency / inference" in table
+    median = float(table.split("latency, median | ")[1].split("|")[0])
+    assert median > 0
+
+
+def test_stats_jsonl_has_latency_and_the_summary_its_percentiles(tmp_path: Path, channel_model: Path) -> None:
+    clip = make_video(tmp_path / "in.mp4", n=6)
+    result = run_cli(str(clip), "--stats", str(tmp_path / "s.jsonl"), "--model", str(channel_model))
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert all(line["latency_ms"] > 0 for line in lines)
+    assert "latency median" in result.stderr and "p99" in result.stderr

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from rtseg.errors import RtsegError
+from rtseg import cli_types
 from rtseg.realtime.engine import load_model
 from rtseg.realtime.session import DEVICES
 from rtseg.realtime.sources import resolve_source
@@ -22,13 +22,17 @@ def build_parser() -> argparse.ArgumentParser:
                "  rtseg bench --keyframes --threads 2")
     parser.add_argument("--model", default=None, help="built-in name or .onnx path (default: the default model)")
     parser.add_argument("--source", default="demo", help="a video file (default: demo, the built-in road clip)")
-    parser.add_argument("--frames", type=int, default=120, help="frames per run (120)")
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved runs per mode; the median is kept (3)")
-    parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: auto)")
+    parser.add_argument("--frames", type=cli_types.at_least(1, int), default=120, help="frames per run (120)")
+    parser.add_argument("--repeats", type=cli_types.at_least(1, int), default=3,
+                        help="interleaved runs per mode; the median is kept (3)")
+    parser.add_argument("--threads", type=cli_types.at_least(0, int), default=None,
+                        help="onnxruntime intra-op threads (default: auto)")
     parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--keyframes", action="store_true",
                         help="keyframe inference (--infer-every N|auto, --smooth) against every-frame inference")
-    parser.add_argument("--noise", type=float, default=0.0, metavar="SIGMA",
+    parser.add_argument("--live", action="store_true",
+                        help="camera-to-output latency with the clip paced at its own speed (median, p99)")
+    parser.add_argument("--noise", type=cli_types.at_least(0.0), default=0.0, metavar="SIGMA",
                         help="with --keyframes: add Gaussian noise to the frames (a flickery clip)")
     parser.add_argument("--debug", action="store_true")
     return parser
@@ -37,14 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from rtseg.realtime.bench import format_table, run_bench
 
-    if args.frames < 1 or args.repeats < 1:
-        raise RtsegError("--frames and --repeats must be at least 1")
-    if args.noise < 0:
-        raise RtsegError("--noise must be 0 or more")
     engine = load_model(args.model, device=args.device, threads=args.threads)
     source = str(resolve_source(args.source))
     if args.keyframes:
         return _keyframes(args, engine, source)
+    if args.live:
+        return _live(args, engine, source)
     result = run_bench(engine, source, frames=args.frames, repeats=args.repeats)
     threads = args.threads or "auto"
     title = (f"model {engine.info.name} on {engine.provider} (threads {threads}), "
@@ -60,4 +62,14 @@ def _keyframes(args: argparse.Namespace, engine, source: str) -> int:
     title = (f"keyframes: model {engine.info.name} on {engine.provider} (threads {args.threads or 'auto'}), "
              f"{os.path.basename(source)}, {os.cpu_count()} CPU cores")
     print(format_keyframe_table(bench, title))
+    return 0
+
+
+def _live(args: argparse.Namespace, engine, source: str) -> int:
+    from rtseg.realtime.bench_live import format_live_table, run_live_bench
+
+    result = run_live_bench(engine, source, frames=args.frames, repeats=args.repeats)
+    title = (f"live latency: model {engine.info.name} on {engine.provider} (threads {args.threads or 'auto'}), "
+             f"{os.path.basename(source)}, {os.cpu_count()} CPU cores")
+    print(format_live_table(result, title))
     return 0

@@ -45,6 +45,8 @@ def check_run(stats: PipelineStats, source: Source, sinks: list[Sink]) -> RunChe
         check.shortfalls.append(f"input ended early: {ended_early} in {source.info.name} (truncated or damaged file?)")
     if stats.skipped:
         check.shortfalls.append(f"{stats.skipped} damaged packets were skipped; the frames they held are missing")
+    for stream, outcome in getattr(source, "audio_report", lambda: [])():
+        check.notes.append(f"audio {stream}: {outcome}")  # left out by choice (e.g. --reconnect), said why
     for sink in sinks:
         for stream, outcome in getattr(sink, "audio_report", lambda: [])():
             if outcome.startswith("dropped"):

@@ -164,9 +164,11 @@ def _log_summary(result) -> None:
     where = f" to {result.output}" if result.output else ""
     reason = summary["stop_reason"]
     verb = "interrupted after" if summary["interrupted"] else f"stopped ({reason}) after" if reason else "wrote"
-    log.info("%s %d frames%s (%d in, %d dropped, %d corrupt packets skipped) in %.1f s, %.1f fps; per frame: %s",
+    latency = summary["latency_ms"]
+    latency_text = f"; latency median {latency['median']:.0f} ms, p99 {latency['p99']:.0f} ms" if latency else ""
+    log.info("%s %d frames%s (%d in, %d dropped, %d corrupt packets skipped) in %.1f s, %.1f fps; per frame: %s%s",
              verb, summary["frames_out"], where, summary["frames_in"], summary["dropped"],
-             summary["skipped_packets"], summary["seconds"], summary["fps"], stages)
+             summary["skipped_packets"], summary["seconds"], summary["fps"], stages, latency_text)
 
 
 def _version() -> str:

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 
 from rtseg.realtime.frame import Frame
 from rtseg.realtime.timing import Ema, RateMeter
+
+LATENCY_SAMPLES = 100_000  # about an hour at 25 fps; older frames drop out of the percentiles
 
 
 class PipelineStats:
@@ -42,6 +45,8 @@ class PipelineStats:
         self.exit_signal: int | None = None
         self.reconnecting = False  # a live source is lost and being reopened
         self.last_seconds: float | None = None  # latest timestamp written, seconds
+        self.latencies: deque[float] = deque(maxlen=LATENCY_SAMPLES)  # capture -> written, seconds
+        self.last_timings: dict[str, float] = {}  # the latest written frame's seconds per stage
         self.propagated = 0  # frames whose labels were carried from a keyframe (--infer-every)
         self.model_rate = RateMeter()  # frames the model ran on
         self.propagate_rate = RateMeter()
@@ -66,6 +71,8 @@ class PipelineStats:
             for stage, seconds in frame.timings.items():
                 self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
             self.latency.update(now - frame.capture_time)
+            self.latencies.append(now - frame.capture_time)
+            self.last_timings = dict(frame.timings)
             if frame.seconds is not None:
                 self.last_seconds = max(self.last_seconds or frame.seconds, frame.seconds)
 
@@ -92,8 +99,18 @@ class PipelineStats:
             "frames_in": self.captured, "frames_out": self.written, "dropped": self.dropped,
             "skipped_packets": self.skipped, "seconds": round(elapsed, 3),
             "fps": round(self.written / elapsed, 2) if elapsed > 0 else 0.0,
-            "stage_ms": self.stage_ms(), "interrupted": self.interrupted, "stop_reason": self.stop_reason,
+            "stage_ms": self.stage_ms(), "latency_ms": self.latency_ms(), "interrupted": self.interrupted,
+            "stop_reason": self.stop_reason,
         }
+
+    def latency_ms(self) -> dict[str, float]:
+        """Capture-to-output latency over the run's frames: median and 99th percentile, ms."""
+        with self._lock:
+            samples = sorted(self.latencies)
+        if not samples:
+            return {}
+        return {"median": round(1000 * samples[len(samples) // 2], 1),
+                "p99": round(1000 * samples[min(len(samples) - 1, int(0.99 * len(samples)))], 1)}
 
     def segmented_frame(self, inferred: bool, now: float | None = None) -> None:
         """Count a frame the model ran on (``inferred``) or one propagated from a keyframe."""

@@ -19,7 +19,17 @@ def hud_lines(stats: PipelineStats, model: str, provider: str) -> list[str]:
         f"{model} on {provider.replace('ExecutionProvider', '')}",
         f"capture {stats.capture_rate.rate():.1f} fps  infer {stats.infer_rate.rate():.1f} fps",
         f"latency {latency:.0f} ms  dropped {stats.dropped}",
-    ] + (["source lost: reconnecting..."] if stats.reconnecting else []) + _keyframe_lines(stats)
+    ] + _stage_line(stats) + (["source lost: reconnecting..."] if stats.reconnecting else []) + _keyframe_lines(stats)
+
+
+STAGE_NAMES = {"preprocess": "pre", "infer": "infer", "postprocess": "post", "render": "draw", "write": "out"}
+
+
+def _stage_line(stats: PipelineStats) -> list[str]:
+    """Milliseconds per stage of the latest frame (capture is mostly waiting, so it is left out)."""
+    timings = stats.last_timings
+    parts = [f"{short} {1000 * timings[stage]:.1f}" for stage, short in STAGE_NAMES.items() if stage in timings]
+    return ["ms: " + "  ".join(parts)] if parts else []
 
 
 def _keyframe_lines(stats: PipelineStats) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,7 @@ class StatsSink(Sink):
             "name": frame.name,
             "time": frame.seconds,
             "inferred": frame.inferred,
+            "latency_ms": round((time.perf_counter() - frame.capture_time) * 1000, 3),
             "timings_ms": {k: round(v * 1000, 3) for k, v in frame.timings.items()},
             "class_share": {names[i]: round(int(c) / total, 6) for i, c in enumerate(counts)},
         }

@@ -48,16 +48,18 @@ def open_source(spec: str | int | os.PathLike, options=None) -> Source:
         if not live_kind and not opts.live:
             raise SourceError(f"--reconnect is for cameras and live streams; {spec} is not one (add --live "
                               "for a live http stream)")
-        return ReconnectingSource(lambda: _open_once(spec, kind, opts), max_attempts=opts.reconnect_max)
+        # Audio is not passed through: each new connection restarts the stream's clocks.
+        return ReconnectingSource(lambda: _open_once(spec, kind, opts, audio=False), max_attempts=opts.reconnect_max)
     source = _open_once(spec, kind, opts)
     if kind in ("video", "images") and (opts.realtime or opts.live):
         return PacedSource(source, live=bool(opts.live))  # --live on a file implies --realtime
     return source
 
 
-def _open_once(spec: str | int, kind: str, opts) -> Source:
+def _open_once(spec: str | int, kind: str, opts, audio: bool = True) -> Source:
     if kind == "camera":
         return CameraSource(int(spec), size=opts.camera_size, fps=opts.camera_fps, max_pixels=opts.max_pixels)
     if kind == "images":
         return ImageSource(str(spec), max_pixels=opts.max_pixels, fps=opts.fps)
-    return VideoSource(str(spec), live=opts.live, max_pixels=opts.max_pixels, timeout=opts.timeout)
+    return VideoSource(str(spec), live=opts.live, max_pixels=opts.max_pixels, timeout=opts.timeout,
+                       passthrough_audio=audio)

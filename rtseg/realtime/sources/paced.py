@@ -42,6 +42,9 @@ class PacedSource(Source):
     def input_paths(self):
         return self.inner.input_paths()
 
+    def audio_report(self) -> list[tuple[str, str]]:
+        return getattr(self.inner, "audio_report", lambda: [])()
+
     def interrupt(self) -> None:
         self._stop.set()
         self.inner.interrupt()

@@ -50,8 +50,9 @@ class ReconnectingSource(Source):
         self._inner: Source | None = open_source()  # the first open fails loudly
         self.max_attempts, self.backoff = max_attempts, backoff
         inner_info = self._inner.info
-        if inner_info.passthrough_streams:
-            log.warning("%s: audio is not kept with --reconnect (use --no-reconnect to keep it)", inner_info.name)
+        self._audio_notes = [(stream, "not kept: with --reconnect every connection restarts the stream's clock "
+                              "(--no-reconnect keeps it)") for stream, _ in getattr(self._inner, "audio_report",
+                                                                                   lambda: [])()]
         self.info = SourceInfo(name=inner_info.name, width=inner_info.width, height=inner_info.height,
                                fps=inner_info.fps)
         self.reconnects = 0
@@ -115,6 +116,10 @@ class ReconnectingSource(Source):
             self.reconnects += 1
             log.warning("%s: reconnected (attempt %d)", self.info.name, attempts)
             return
+
+    def audio_report(self) -> list[tuple[str, str]]:
+        """(stream, outcome) for the audio streams of the source, which are not passed on."""
+        return list(self._audio_notes)
 
     def request_reconnect(self) -> None:
         """Drop the current connection and open a new one (called by the stall watchdog)."""
