@@ -36,8 +36,9 @@ def test_a_png_bomb_is_refused_from_its_header(tmp_path: Path) -> None:
 
 def test_the_cli_refuses_it_in_one_line_without_decoding(tmp_path: Path) -> None:
     bomb = _png_header_only(tmp_path / "bomb.png", 30000, 30000)
-    code = ("import resource, sys; from rtseg.cli import main; rc = main(sys.argv[1:]); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)")
+    # VmHWM: this process's peak resident memory (ru_maxrss would include the forking parent's)
+    code = ("import re, sys; from rtseg.cli import main; rc = main(sys.argv[1:]); "
+            "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)); sys.exit(rc)")
     result = subprocess.run([sys.executable, "-c", code, str(bomb), "--output", str(tmp_path / "o.png"),
                              "--model", "otsu", "--quiet"], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 2 and "over the cap" in result.stderr.strip().splitlines()[-1]
