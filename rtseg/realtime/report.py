@@ -43,6 +43,9 @@ def check_run(stats: PipelineStats, source: Source, sinks: list[Sink]) -> RunChe
     ended_early = None if source.live or stopped_early else _ended_early(stats, source)
     if ended_early:
         check.shortfalls.append(f"input ended early: {ended_early} in {source.info.name} (truncated or damaged file?)")
+    if source.endless and not stopped_early:  # a camera or live stream has no end of its own
+        how = getattr(getattr(source, "inner", source), "read_error", None) or "the stream ended or the device closed"
+        check.shortfalls.append(f"the live source {source.info.name} ended by itself ({how})")
     if stats.skipped:
         check.shortfalls.append(f"{stats.skipped} damaged packets were skipped; the frames they held are missing")
     for stream, outcome in getattr(source, "audio_report", lambda: [])():

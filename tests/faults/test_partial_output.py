@@ -61,3 +61,38 @@ def test_a_complete_run_is_exit_0_without_warnings(tmp_path: Path) -> None:
     clip = make_video(tmp_path / "in.mp4", n=10, audio=True)
     result = rtseg(str(clip), "--output", str(tmp_path / "o.mp4"))
     assert result.returncode == 0 and "warning" not in result.stderr, result.stderr
+
+
+def test_an_mp4_cut_before_its_index_says_so(tmp_path: Path) -> None:
+    clip = make_video(tmp_path / "in.mp4", n=20, noise=True)  # moov written last, as recorders do
+    data = clip.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    result = rtseg(str(cut), "--output", str(tmp_path / "out.mp4"))
+    assert result.returncode == 2
+    assert "no moov atom" in result.stderr.strip().splitlines()[-1] and "truncated" in result.stderr
+
+
+def test_a_live_stream_that_ends_by_itself_is_a_shortfall(tmp_path: Path) -> None:
+    """Regression: a killed stream ended with exit 0, as if that were the normal end (the CLI
+    exit code 3 for it is in tests/realtime/test_rtsp.py with a real server)."""
+    import numpy as np
+
+    from rtseg import process
+    from rtseg.realtime.frame import Frame
+    from rtseg.realtime.sources import Source, SourceInfo
+
+    class Stream(Source):
+        live = endless = True
+
+        def __init__(self) -> None:
+            self.info = SourceInfo(name="cam", fps=25.0)
+
+        def __iter__(self):
+            for index in range(5):
+                yield Frame(np.zeros((8, 8, 3), np.uint8), index)
+
+    result = process(Stream(), stats=tmp_path / "s.jsonl", model="otsu", progress=False)
+    assert not result.complete and "the live source cam ended by itself" in result.check.shortfalls[0]
+    clip = make_video(tmp_path / "in.mp4", n=10)
+    assert rtseg(str(clip), "--live", "--stats", str(tmp_path / "s.jsonl")).returncode == 0, "a file has an end"

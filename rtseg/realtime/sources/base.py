@@ -35,6 +35,7 @@ class Source:
     """
 
     live: bool = False
+    endless: bool = False  # a camera or live stream: its ending is news, not the end of the input
     info: SourceInfo
 
     def __iter__(self) -> Iterator[Frame]:

@@ -63,6 +63,7 @@ class CameraSource(Source):
     """
 
     live = True
+    endless = True
 
     def __init__(self, capture: int | Capture, *, name: str | None = None,
                  size: tuple[int, int] | None = None, fps: float | None = None,

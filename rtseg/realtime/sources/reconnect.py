@@ -43,6 +43,7 @@ class ReconnectingSource(Source):
     """
 
     live = True
+    endless = True
 
     def __init__(self, open_source: Callable[[], Source], *, max_attempts: int = 0,
                  backoff: tuple[float, float] = (BACKOFF_FIRST, BACKOFF_MAX)) -> None:

@@ -14,6 +14,7 @@ from rtseg.errors import SourceError, SourceStalledError, first_line
 from rtseg.realtime.frame import Frame
 from rtseg.realtime.sources.base import DEFAULT_MAX_PIXELS, Source, SourceInfo, check_pixel_cap
 from rtseg.realtime.sources.kinds import is_live_url, is_url
+from rtseg.realtime.sources.mp4_layout import mp4_problem
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class VideoSource(Source):
                  max_consecutive_errors: int | None = None) -> None:
         url = is_url(spec)
         self.live = is_live_url(spec) if live is None else live
+        self.endless = is_live_url(spec) or (url and self.live)
         self._spec = spec
         if not url:
             _check_readable_file(spec)
@@ -78,10 +80,12 @@ class VideoSource(Source):
         except av.ExitError:
             raise SourceStalledError(f"{spec}: no answer within {timeout:.0f} s") from None
         except (av.FFmpegError, OSError) as exc:
-            raise SourceError(f"cannot open video {spec}: {first_line(exc)}") from None
+            why = None if url else mp4_problem(spec)
+            raise SourceError(f"cannot open video {spec}: {why or first_line(exc)}") from None
         try:
             if not self._container.streams.video:
-                raise SourceError(f"{spec}: no video stream found")
+                why = None if url else mp4_problem(spec)
+                raise SourceError(f"{spec}: {why or 'no video stream found'}")
             stream = self._container.streams.video[0]
             stream.thread_type = "AUTO"  # FFmpeg frame+slice threads; files have no latency need
             ctx = stream.codec_context
