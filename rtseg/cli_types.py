@@ -66,3 +66,14 @@ def above(low: float, kind: type = float):
             raise argparse.ArgumentTypeError(f"must be a finite number above {low}, got {text}")
         return value
     return parse
+
+
+def line(text: str) -> tuple[float, float, float, float]:
+    """``"x1,y1,x2,y2"`` -> four numbers (pixels), two different points."""
+    parts = [t.strip() for t in text.split(",")]
+    if len(parts) != 4:
+        raise argparse.ArgumentTypeError(f"expected x1,y1,x2,y2 like 0,300,960,300, got {text!r}")
+    values = tuple(number(p, float) for p in parts)
+    if not all(math.isfinite(v) for v in values) or values[:2] == values[2:]:
+        raise argparse.ArgumentTypeError(f"expected two different finite points x1,y1,x2,y2, got {text!r}")
+    return values  # type: ignore[return-value]

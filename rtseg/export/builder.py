@@ -3,6 +3,8 @@
 Names, in lookup order:
 
 - a ``rtseg train`` checkpoint (``model_best.pth``): it names its arch, classes and mean/std;
+- a built-in model name (``camvid-road``) or an rtseg ``.onnx`` file: the network rebuilt
+  from its initializers (:mod:`rtseg.export.from_onnx`);
 - a registry entry (:mod:`rtseg.export.registry`), e.g. ``lraspp-mbv3-voc``;
 - ``torchvision:<name>`` or a bare torchvision name, e.g. ``lraspp_mobilenet_v3_large``;
 - ``rtseg:<arch>`` or a bare architecture name from :mod:`rtseg.models` (shared with training).
@@ -76,10 +78,28 @@ def build(name: str, weights: str | None = None, num_classes: int | None = None,
     path = Path(name).expanduser()
     if path.suffix in checkpoint.SUFFIXES and path.is_file():
         return build_checkpoint(path)
+    onnx_file = builtin_onnx(name) or (path if path.suffix.lower() == ".onnx" and path.is_file() else None)
+    if onnx_file is not None:
+        return build_onnx(onnx_file)
     specs = registry.load_registry(registry_dirs)
     if name in specs:
         return build_spec(specs[name], weights=weights, pretrained=pretrained)
     return build_bare(name, weights=weights, num_classes=num_classes)
+
+
+def builtin_onnx(name: str) -> Path | None:
+    """The packaged ONNX file of a built-in model name (``camvid-road``), or None."""
+    from rtseg.assets import builtin_model_files
+
+    return builtin_model_files().get(name)
+
+
+def build_onnx(path: Path) -> BuiltModel:
+    """The network of an rtseg ONNX file, rebuilt from its initializers, with the info it declares."""
+    from rtseg.export.from_onnx import rebuild_from_onnx
+
+    module, info = rebuild_from_onnx(path)
+    return BuiltModel(module, info)
 
 
 def build_bare(name: str, weights: str | None = None, num_classes: int | None = None) -> BuiltModel:

@@ -7,6 +7,9 @@ Examples:
     rtseg export camvid-effl0-lraspp --weights best.pth --int8 --calib frames/ --frames held_out/
     rtseg export my-entry --registry my_configs/       # an entry of your own registry folder
     rtseg export deeplabv3_resnet50 --fp16 --logits -o dl.onnx
+    rtseg export camvid-road --int8                   # the built-in model, calibrated on the demo clip
+    rtseg export maskrcnn_resnet50_fpn_v2 --weights maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth --min-size 512
+    rtseg export maskrcnn_mobilenet_v3_large_fpn --random-init --classes car,person -o test.onnx
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--argmax", dest="argmax", action="store_true", default=True,
                      help="output a uint8 label map computed in the graph (default)")
     out.add_argument("--logits", dest="argmax", action="store_false", help="output float logits N x C x H x W")
+    p.add_argument("--no-confidence", action="store_true",
+                   help="label-map models: leave out the second output 'confidence' (uint8 top-class probability)")
     prec = p.add_mutually_exclusive_group()
     prec.add_argument("--fp16", action="store_true", help="half-precision weights/activations, float32 I/O")
     prec.add_argument("--int8", action="store_true", help="static int8 quantization (QDQ, per-channel); needs --calib")
@@ -67,6 +72,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exporter", default="legacy", choices=("legacy", "dynamo"),
                    help="torch.onnx tracer: legacy TorchScript (fast, default) or dynamo")
     p.add_argument("--simplify", action="store_true", help="simplify the graph with onnxslim/onnxsim when installed")
+    inst = p.add_argument_group("instance models (maskrcnn_resnet50_fpn_v2, maskrcnn_mobilenet_v3_large_fpn, "
+                                "rtseg train --task instance checkpoints)")
+    inst.add_argument("--classes", help="class names, comma-separated, background left out (default: COCO's)")
+    inst.add_argument("--score-threshold", type=cli_types.between(0.0, 1.0), default=0.5,
+                      help="detections below this score are not shown (metadata; default 0.5)")
+    inst.add_argument("--min-size", type=cli_types.at_least(32, int), default=800,
+                      help="the engine resizes each frame's shorter side to this (default 800, as torchvision's COCO "
+                           "models)")
+    inst.add_argument("--max-size", type=cli_types.at_least(32, int), default=1333,
+                      help="... and its longer side to at most this (default 1333)")
+    inst.add_argument("--detections", type=cli_types.at_least(1, int), default=100,
+                      help="at most this many detections per frame (default 100)")
+    inst.add_argument("--proposals", type=cli_types.at_least(1, int), default=1000,
+                      help="regions scored per frame (default 1000, as torchvision); 100-300 is several times "
+                           "faster on a CPU at some cost in recall")
     meta = p.add_argument_group("metadata written into the file (default: from the model/checkpoint)")
     meta.add_argument("--name", help="model name shown in the HUD and `rtseg models`")
     meta.add_argument("--license", help="licence of the weights, e.g. Apache-2.0")
@@ -78,10 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Export, verify and report; returns 0 on success (errors raise RtsegError)."""
     require_extra("export", "rtseg export")
+    from rtseg.export.instance import is_instance_request, run_instance_export
+
+    if is_instance_request(args.model):  # Mask R-CNN: its own graph, metadata and parity check
+        return run_instance_export(args)
     from rtseg.cache import models_dir
     from rtseg.export.builder import build
     from rtseg.export.exporter import export_model
 
+    use_demo_frames(args)
     if args.int8 and not args.calib:
         raise RtsegError("--int8 needs --calib DIR (a folder of calibration frames)")
     if args.calib and not args.int8:
@@ -99,9 +124,57 @@ def run(args: argparse.Namespace) -> int:
                           input_size=input_size, argmax=args.argmax, dynamic_hw=args.dynamic_hw, fp16=args.fp16,
                           int8=args.int8, calib_frames=calib, calib_method=args.calib_method,
                           int8_float_convs=args.int8_float_convs, opset=args.opset, simplify_graph=args.simplify,
-                          exporter=args.exporter, min_int8_agreement=args.min_int8_agreement)
+                          exporter=args.exporter, min_int8_agreement=args.min_int8_agreement,
+                          confidence=not args.no_confidence)
     print_result(result, args, input_size)
+    if args.fp16:
+        note = fp16_cpu_note(built.module, result, input_size)
+        if note:
+            print(note)
     return 0
+
+
+DEMO_CALIB_FRAMES = 16  # of the demo clip's 221 frames at stride 10: the other 7 stay held out
+
+
+def use_demo_frames(args: argparse.Namespace) -> None:
+    """A built-in model (``camvid-road``) without ``--calib``/``--frames``: use the built-in demo
+    clip, so ``rtseg export camvid-road --int8`` works after a plain install."""
+    from rtseg.assets import demo_clip
+    from rtseg.export.builder import builtin_onnx
+
+    if builtin_onnx(args.model) is None or args.calib or args.frames:
+        return
+    if args.int8:
+        args.calib, args.calib_frames = demo_clip(), min(args.calib_frames, DEMO_CALIB_FRAMES)
+        log.info("calibrating on %d frames of the built-in demo clip, the rest held out for the checks "
+                 "(--calib DIR for your own frames)", args.calib_frames)
+    else:
+        args.frames = demo_clip()
+
+
+def fp16_cpu_note(module, result, input_size: tuple[int, int], threads: int = 2) -> str | None:
+    """Without a usable CUDA provider: one line with fp16 vs fp32 time on this CPU (fp16 is for GPUs)."""
+    import tempfile
+
+    import numpy as np
+
+    from rtseg.export.exporter import export_onnx
+    from rtseg.export.quantize import time_session
+    from rtseg.realtime.session import provider_unavailable_reason
+
+    if provider_unavailable_reason() is None:
+        return None
+    x = np.random.default_rng(0).standard_normal((1, 3, *input_size)).astype(np.float32)
+    with tempfile.TemporaryDirectory(prefix="rtseg-fp16-") as tmp:
+        fp32 = export_onnx(module, Path(tmp) / "fp32.onnx", input_size, num_classes=len(result.info.classes))
+        fp32_ms = time_session(fp32, x, threads, runs=5)
+    fp16_ms = time_session(result.path, x, threads, runs=5)
+    if fp16_ms < 0.9 * fp32_ms:
+        return f"note: fp16 runs {fp16_ms:.1f} ms per frame on this CPU, fp32 {fp32_ms:.1f} ms ({threads} threads)"
+    verdict = "slower than" if fp16_ms > fp32_ms else "no faster than"
+    return (f"note: fp16 is for GPUs: on this CPU it runs {fp16_ms:.1f} ms per frame, {verdict} "
+            f"{fp32_ms:.1f} ms in fp32 ({threads} threads); keep the fp32 model for CPUs")
 
 
 def read_export_frames(args: argparse.Namespace) -> tuple[list | None, list | None, str | None]:

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rtseg.contract import ModelInfo
+from rtseg.contract import CONFIDENCE_OUTPUT, ModelInfo
 from rtseg.errors import ExportError, ModelError, RtsegError, first_line
 from rtseg.export import frames as frames_mod
 
@@ -118,16 +118,27 @@ def step(name: str) -> Callable:
 
 
 class ArgmaxHead(nn.Module):
-    """``module(x)`` logits (N,C,H,W) -> label map (N,H,W) of ``dtype``, inside the graph."""
+    """``module(x)`` logits (N,C,H,W) -> label map (N,H,W) of ``dtype``, inside the graph.
 
-    def __init__(self, module: nn.Module, dtype: torch.dtype = torch.uint8) -> None:
+    With ``confidence``, also the top-class probability as uint8 (N,H,W), ``round(255 * p)``
+    (:func:`rtseg.realtime.confidence.top_probability_uint8`, the contract's ``confidence`` output).
+    """
+
+    def __init__(self, module: nn.Module, dtype: torch.dtype = torch.uint8, confidence: bool = False) -> None:
         super().__init__()
         self.module = module
         self.dtype = dtype
+        self.confidence = confidence
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        labels = self.module(x).argmax(dim=1)
-        return labels if self.dtype == torch.int64 else labels.to(self.dtype)
+    def forward(self, x: torch.Tensor):  # noqa: D102
+        logits = self.module(x)
+        labels = logits.argmax(dim=1)
+        labels = labels if self.dtype == torch.int64 else labels.to(self.dtype)
+        if not self.confidence:
+            return labels
+        from rtseg.realtime.confidence import top_probability_uint8
+
+        return labels, top_probability_uint8(logits)
 
 
 def label_dtype(num_classes: int) -> torch.dtype:
@@ -138,7 +149,7 @@ def label_dtype(num_classes: int) -> torch.dtype:
 @step("export")
 def export_onnx(module: nn.Module, path: str | Path, input_size: tuple[int, int], *,
                 argmax: bool = True, num_classes: int | None = None, dynamic_hw: bool = False,
-                opset: int = DEFAULT_OPSET, exporter: str = "legacy") -> Path:
+                opset: int = DEFAULT_OPSET, exporter: str = "legacy", confidence: bool = True) -> Path:
     """Trace ``module`` to ONNX: input ``images`` (N,3,H,W) float32, dynamic batch.
 
     Args:
@@ -150,6 +161,8 @@ def export_onnx(module: nn.Module, path: str | Path, input_size: tuple[int, int]
         dynamic_hw: make H and W dynamic too.
         opset: ONNX opset, >= 17.
         exporter: ``"legacy"`` (TorchScript tracer, fast) or ``"dynamo"`` (torch.export).
+        confidence: with ``argmax``, a second output ``confidence`` (uint8 N,H,W: the top-class
+            probability x 255, rounded; the model contract's optional output).
     """
     if opset < MIN_OPSET:
         raise ExportError(f"opset {opset} is too old; rtseg needs >= {MIN_OPSET}")
@@ -161,24 +174,25 @@ def export_onnx(module: nn.Module, path: str | Path, input_size: tuple[int, int]
         if num_classes is None:
             with torch.inference_mode():
                 num_classes = int(module(x).shape[1])
-        module = ArgmaxHead(module, label_dtype(num_classes)).eval()
+        module = ArgmaxHead(module, label_dtype(num_classes), confidence=confidence).eval()
     out_name = "labels" if argmax else "logits"
     in_axes = {0: "batch", 2: "height", 3: "width"} if dynamic_hw else {0: "batch"}
     out_axes = ({0: "batch", 1: "height", 2: "width"} if argmax else {0: "batch", 2: "height", 3: "width"}) \
         if dynamic_hw else {0: "batch"}
+    out_names = [out_name] + ([CONFIDENCE_OUTPUT] if argmax and confidence else [])
+    axes = {INPUT_NAME: in_axes, **{name: out_axes for name in out_names}}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # legacy-exporter deprecation and tracer warnings
         if exporter == "legacy":
             torch.onnx.export(module, (x,), str(path), dynamo=False, opset_version=opset,
-                              input_names=[INPUT_NAME], output_names=[out_name],
-                              dynamic_axes={INPUT_NAME: in_axes, out_name: out_axes},
-                              do_constant_folding=True)
+                              input_names=[INPUT_NAME], output_names=out_names,
+                              dynamic_axes=axes, do_constant_folding=True)
         elif exporter == "dynamo":
             dims = {0: torch.export.Dim("batch", min=1, max=64)}
             if dynamic_hw:
                 dims.update({2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO})
             program = torch.onnx.export(module, (x,), dynamo=True, opset_version=max(opset, 18),
-                                        input_names=[INPUT_NAME], output_names=[out_name],
+                                        input_names=[INPUT_NAME], output_names=out_names,
                                         dynamic_shapes=({k: v for k, v in dims.items()},),
                                         verbose=False)
             program.save(str(path), external_data=False)
@@ -310,7 +324,9 @@ def run_onnx(path: str | Path, x: np.ndarray, want_logits: bool = True, chunk: i
              threads: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
     """Run an exported model on a pre-processed batch; returns (labels, logits or None)."""
     session = ort_session(path, threads=threads, with_logits=want_logits)
-    names = [o.name for o in session.get_outputs()][:2 if want_logits else 1]
+    outputs = [o.name for o in session.get_outputs()]
+    extra = [n for n in outputs[1:] if n != CONFIDENCE_OUTPUT]  # the logits ort_session exposed
+    names = outputs[:1] + (extra[-1:] if want_logits else [])
     labels, logits = [], []
     for i in range(0, len(x), chunk):
         outs = session.run(names, {INPUT_NAME: x[i:i + chunk]})
@@ -360,7 +376,8 @@ def export_model(module: nn.Module, path: str | Path, info: ModelInfo | None = N
                  fp16: bool = False, int8: bool = False, calib_frames: Sequence[np.ndarray] | None = None,
                  calib_method: str = "minmax", int8_float_convs: int = 3, opset: int = DEFAULT_OPSET,
                  simplify_graph: bool = False, exporter: str = "legacy",
-                 min_agreement: float | None = None, min_int8_agreement: float = 0.0) -> ExportResult:
+                 min_agreement: float | None = None, min_int8_agreement: float = 0.0,
+                 confidence: bool = True) -> ExportResult:
     """Export any ``torch.nn.Module`` (logits at input resolution) to a verified ONNX file.
 
     Args:
@@ -377,6 +394,7 @@ def export_model(module: nn.Module, path: str | Path, info: ModelInfo | None = N
         calib_method, int8_float_convs: int8 calibration method; how many first convolutions stay float.
         min_agreement: fail below this label agreement with PyTorch (default 99.9 % fp32, 99 % fp16).
         min_int8_agreement: fail when int8 agrees with fp32 less than this on the parity frames.
+        confidence: with ``argmax``, also output the top-class probability (uint8 ``confidence``).
 
     Raises:
         ExportError: a step failed or parity is below the threshold; nothing is left at ``path``.
@@ -390,7 +408,7 @@ def export_model(module: nn.Module, path: str | Path, info: ModelInfo | None = N
     with tempfile.TemporaryDirectory(prefix="rtseg-export-") as tmp:
         fp32_path = Path(tmp) / "model.fp32.onnx"
         simplified = write_fp32(module, fp32_path, info, dynamic_hw=dynamic_hw, opset=opset, exporter=exporter,
-                                simplify_graph=simplify_graph)
+                                simplify_graph=simplify_graph, confidence=confidence)
         fp32_minimum = MIN_AGREEMENT["fp32"] if min_agreement is None or fp16 else min_agreement
         report = require_parity(module, fp32_path, frames, frames_from, "fp32", fp32_minimum, path)
         final, int8_report = fp32_path, None
@@ -453,10 +471,10 @@ def parity_frames(frames: Sequence[np.ndarray] | None, frames_from: str | None,
 
 
 def write_fp32(module: nn.Module, path: Path, info: ModelInfo, *, dynamic_hw: bool, opset: int,
-               exporter: str, simplify_graph: bool) -> bool:
+               exporter: str, simplify_graph: bool, confidence: bool = True) -> bool:
     """Steps 1-4 for the float32 file: trace, simplify (optional), metadata, checks; True if simplified."""
     export_onnx(module, path, info.input_size, argmax=info.output == "labels", num_classes=len(info.classes),
-                dynamic_hw=dynamic_hw, opset=opset, exporter=exporter)
+                dynamic_hw=dynamic_hw, opset=opset, exporter=exporter, confidence=confidence)
     simplified = simplify(path) if simplify_graph else False
     write_metadata(path, with_precision(info, "fp32"))
     check_onnx(path, info.input_size)

@@ -53,7 +53,8 @@ def process(source: str | int | Source, output: str | os.PathLike | None = None,
     CLI flag: SourceOptions (``max_pixels``, ``camera_size``, ``camera_fps``, ``timeout``,
     ``stall_timeout``, ``live``, ``fps``), ModelOptions (``model`` - a name, ``.onnx`` path or
     loaded engine -, ``device``, ``threads``), RenderOptions (``view``, ``alpha``,
-    ``classes``, ``hide``, ``legend``, ``hud``) and OutputOptions (``save_masks``, ``stats``,
+    ``classes``, ``hide``, ``legend``, ``hud``, ``min_confidence``, ``instances``, ``count_line``,
+    ``min_area``, ``split_touching``) and OutputOptions (``save_masks``, ``stats``,
     ``crf``, ``preset``, ``display``, ``progress``).
 
     Example:
@@ -84,7 +85,10 @@ def _run(source: str | int | Source, options: RunOptions) -> RunResult:
         log.info("model %s on %s", engine.info.name, engine.provider)
         controls = Controls(view=options.render.view, alpha=options.render.alpha)
         hud = options.render.hud if options.render.hud is not None else out.display
-        renderer = Renderer(engine.info, replace(options.render, hud=hud), controls=controls,
+        render = replace(options.render, hud=hud)
+        if getattr(engine, "makes_instances", False) and not (render.hide or render.classes):
+            render = replace(render, hide=(engine.info.classes[0],))  # an instance model's background: the image
+        renderer = Renderer(engine.info, render, controls=controls,
                             hud_lines=lambda: hud_lines(stats, engine.info.name, engine.provider))
         sinks = build_sinks(src, out, renderer.lut, engine.info.classes, controls, getattr(engine, "path", None),
                             status=preview_status(stats, engine, controls))
@@ -113,6 +117,16 @@ def _engine(options: RunOptions, stats: PipelineStats) -> Engine:
         from rtseg.realtime.keyframes import KeyframeEngine
 
         engine = KeyframeEngine(engine, every=model.infer_every, smooth=model.smooth, stats=stats)
+    render = options.render
+    from rtseg.realtime.instances.stage import InstanceEngine, makes_instances
+
+    if render.instances or makes_instances(engine):  # once per frame, on the model's labels
+
+        engine = InstanceEngine(engine, count_line=render.count_line, min_area=render.min_area,
+                                split=render.split_touching)
+    from rtseg.realtime.confidence import gate_engine
+
+    engine = gate_engine(engine, options.render.min_confidence)  # --min-confidence, before anything reads labels
     return engine
 
 

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from rtseg.assets import DEFAULT_MODEL, builtin_model_files
-from rtseg.contract import ModelInfo
+from rtseg.contract import CONFIDENCE_OUTPUT, ModelInfo
 from rtseg.errors import ModelError
 from rtseg.onnx_safety import check_external_data
 from rtseg.realtime.frame import Frame
@@ -86,6 +86,10 @@ def load_model(model: str | os.PathLike | None = None, *, device: str = "auto",
             raise ModelError(f"unknown model {name!r}; built-in models: {', '.join(builtin_models())}, "
                              "or give a path to an .onnx file")
         raise ModelError(f"model file not found: {name}")
+    from rtseg.realtime.instances.maskrcnn import MaskRcnnEngine, is_instance_model
+
+    if is_instance_model(path):  # ``task: instance`` in its metadata (Mask R-CNN)
+        return MaskRcnnEngine(path, device=device, threads=threads)
     return OnnxEngine(path, device=device, threads=threads)
 
 
@@ -121,6 +125,7 @@ class OnnxEngine:
         self.input_size = self.fixed_size or info.input_size  # None: frame size rounded to /32
         out = self.session.get_outputs()[0]
         self.output_name = out.name
+        self.confidence_name = _confidence_output(self.path, self.session.get_outputs()[1:])
         integer_output = "int" in out.type
         if integer_output and info.output != "labels":
             info = replace(info, output="labels")
@@ -138,6 +143,20 @@ class OnnxEngine:
     def run(self, tensor: np.ndarray) -> np.ndarray:
         """One session run; returns the first output."""
         return self.session.run([self.output_name], {self.input_name: tensor})[0]
+
+    def run_with_confidence(self, tensor: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """One session run; the first output and the ``confidence`` output (None without one)."""
+        if self.confidence_name is None:
+            return self.run(tensor), None
+        output, confidence = self.session.run([self.output_name, self.confidence_name], {self.input_name: tensor})
+        return output, confidence
+
+    def postprocess_confidence(self, confidence: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """The ``confidence`` output -> uint8 H x W at ``size`` (nearest, like the labels)."""
+        confidence = confidence[0, 0] if confidence.ndim == 4 else confidence[0]
+        if confidence.shape != size:
+            confidence = cv2.resize(confidence, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+        return confidence
 
     def postprocess(self, output: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         """Logits or label map -> uint8 label map of ``size`` (height, width)."""
@@ -166,11 +185,24 @@ class OnnxEngine:
         t0 = time.perf_counter()
         tensor = self.preprocess(frame.image)
         t1 = time.perf_counter()
-        output = self.run(tensor)
+        output, confidence = self.run_with_confidence(tensor)
         t2 = time.perf_counter()
         frame.labels = self.postprocess(output, frame.image.shape[:2])
+        if confidence is not None:
+            frame.confidence = self.postprocess_confidence(confidence, frame.image.shape[:2])
         t3 = time.perf_counter()
         frame.timings.update(preprocess=t1 - t0, infer=t2 - t1, postprocess=t3 - t2)
+
+
+def _confidence_output(path: Path, outputs: list) -> str | None:
+    """The name of the contract's optional ``confidence`` output (uint8 N x H x W), or None."""
+    for out in outputs:
+        if out.name == CONFIDENCE_OUTPUT:
+            if out.type != "tensor(uint8)" or len(out.shape) not in (3, 4):
+                raise ModelError(f"{path}: output '{CONFIDENCE_OUTPUT}' must be uint8 N x H x W, "
+                                 f"got {out.type} with shape {out.shape}")
+            return out.name
+    return None
 
 
 def _check_input_shape(path: Path, shape: list) -> tuple[int, int] | None:

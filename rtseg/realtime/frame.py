@@ -5,9 +5,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from rtseg.realtime.instances.records import FrameInstances
 
 
 @dataclass
@@ -26,6 +29,10 @@ class Frame:
         passthrough: packets of other streams (audio) to mux after this frame, in order.
         inferred: True when the model ran on this frame, False when its labels were
             propagated from a keyframe (``--infer-every``).
+        confidence: H x W uint8 top-class probability x 255 (the model's ``confidence``
+            output, at the image's size), or None when the model has none.
+        instances: the frame's instances, tracks and counts (``--instances``), set once per
+            frame by the instance stage; the annotator, JSONL, HUD and preview read it.
 
     Example:
         >>> f = Frame(image=np.zeros((2, 4, 3), np.uint8), index=0)
@@ -43,6 +50,8 @@ class Frame:
     timings: dict[str, float] = field(default_factory=dict)
     passthrough: list[Any] = field(default_factory=list)
     inferred: bool = True
+    confidence: np.ndarray | None = None
+    instances: FrameInstances | None = None
 
     def __post_init__(self) -> None:
         if not (isinstance(self.image, np.ndarray) and self.image.dtype == np.uint8

@@ -42,6 +42,7 @@ class _Key:
     count: np.ndarray | None = None  # with smoothing: model outputs in a row that disagreed with ``labels``
     small: np.ndarray | None = None  # for ``auto``: the labels at flow size
     fresh: bool = True  # the current frame is this keyframe (no warp needed)
+    confidence: np.ndarray | None = None  # the model's confidence map, carried like the labels
 
 
 class KeyframeEngine:
@@ -123,12 +124,15 @@ class KeyframeEngine:
         if reason is not None:
             previous = None if reason == "cut" else self._key
             self._key = self._keyframe(frame.labels, FlowField.identity(small.shape, scale), previous)
+            self._key.confidence = frame.confidence
             if self.every == "auto":
                 self._key.small = cv2.resize(self._key.labels, small.shape[::-1], interpolation=cv2.INTER_NEAREST)
             self._since = 0
         self._since += 1
         key = self._key
         frame.labels = key.labels if key.fresh else key.field.warp(key.labels)
+        if key.confidence is not None:
+            frame.confidence = key.confidence if key.fresh else key.field.warp(key.confidence)
         frame.timings["flow"] = t1 - t0
         frame.timings["propagate"] = time.perf_counter() - t2
         self._count(frame, reason is not None)

@@ -102,6 +102,15 @@ class RenderOptions:
         hide: never draw these classes.
         legend: draw class names with their colours.
         hud: draw FPS, latency and drops in the corner; None: only in the window.
+        min_confidence: leave pixels whose top-class probability is below this (0..1) unpainted
+            and count them as ``unknown``; 0: off; None: 0.5 for models with a ``confidence``
+            output, off for the others (docs/models/camvid-road.md has the measurements).
+        instances: split thing classes (car, pedestrian, ...) into tracked instances: IDs drawn,
+            counts on the HUD, in the preview and in the stats JSONL.
+        count_line: ``(x1, y1, x2, y2)`` in frame pixels: count objects crossing it, in each
+            direction (implies ``instances``).
+        min_area: smallest instance in pixels; None: 0.04 % of the frame.
+        split_touching: split touching objects of one class (distance-transform cores).
     """
 
     view: str = "overlay"
@@ -110,6 +119,11 @@ class RenderOptions:
     hide: tuple[str, ...] = ()
     legend: bool = False
     hud: bool | None = None
+    min_confidence: float | None = None
+    instances: bool = False
+    count_line: tuple[float, float, float, float] | None = None
+    min_area: int | None = None
+    split_touching: bool = False
 
     def __post_init__(self) -> None:
         if self.view not in VIEW_MODES:
@@ -118,6 +132,16 @@ class RenderOptions:
             raise OptionError(f"alpha must be between 0 and 1, got {self.alpha}")
         object.__setattr__(self, "classes", tuple(self.classes or ()))
         object.__setattr__(self, "hide", tuple(self.hide or ()))
+        if self.min_confidence is not None and not 0.0 <= self.min_confidence <= 1.0:
+            raise OptionError(f"min_confidence must be between 0 and 1, got {self.min_confidence}")
+        if self.count_line is not None:
+            line = tuple(self.count_line)
+            if len(line) != 4 or line[:2] == line[2:]:
+                raise OptionError(f"count_line must be x1, y1, x2, y2 with two different points, got {line}")
+            object.__setattr__(self, "count_line", line)
+            object.__setattr__(self, "instances", True)
+        if self.min_area is not None and self.min_area < 1:
+            raise OptionError(f"min_area must be 1 or more pixels, got {self.min_area}")
 
 
 @dataclass(frozen=True)

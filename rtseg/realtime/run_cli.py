@@ -8,6 +8,7 @@ import textwrap
 
 from rtseg import cli_types
 from rtseg.errors import RtsegError
+from rtseg.realtime.confidence import DEFAULT_MIN_CONFIDENCE
 from rtseg.realtime.controls import VIEW_MODES
 from rtseg.realtime.engine import builtin_models, default_model_name
 from rtseg.realtime.options import (
@@ -36,6 +37,7 @@ examples:
   rtseg --source frames/ --output frames.mp4 --fps 30   images to a video
   rtseg --source rtsp://host/stream --no-display --stats stream.jsonl
   rtseg --source in.mp4 --save-masks masks/ --stats stats.jsonl --hide sky
+  rtseg --source demo --output counted.mp4 --count-line 0,330,960,330 --stats counts.jsonl
 
 keys in the window: q/Esc quit, space pause, m cycle the view mode; closing the window quits
 exit codes: 0 done, 1 unexpected error, 2 bad input or option, 3 partial output (warnings say why),
@@ -51,7 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="camera index, video, image, folder, glob, URL, or 'demo' (same as --source)")
     parser.add_argument("--version", action="version", version=f"rtseg {_version()}")
     _add_input_flags(parser.add_argument_group("input"))
-    mdl = parser.add_argument_group("model")
+    _add_model_flags(parser.add_argument_group("model"))
+    _add_output_flags(parser.add_argument_group("output"))
+    _add_look_flags(parser.add_argument_group("look"))
+    _add_instance_flags(parser.add_argument_group("instances"))
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    return parser
+
+
+def _add_model_flags(mdl: argparse._ArgumentGroup) -> None:
     mdl.add_argument("--model", default=MDL.model,
                      help=f"built-in name ({', '.join(builtin_models())}) or .onnx path "
                           f"(default: {default_model_name()})")
@@ -62,8 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run the model on every N-th frame, carry labels between by optical flow; "
                           "auto: when the scene moved enough (1)")
     mdl.add_argument("--smooth", action="store_true", help="smooth labels over time (less flicker)")
-    _add_output_flags(parser.add_argument_group("output"))
-    look = parser.add_argument_group("look")
+
+
+def _add_look_flags(look: argparse._ArgumentGroup) -> None:
     look.add_argument("--view", choices=VIEW_MODES, default=RND.view, help=f"what to draw ({RND.view})")
     look.add_argument("--alpha", type=cli_types.between(0.0, 1.0), default=RND.alpha,
                       help=f"mask opacity for the overlay, 0..1 ({RND.alpha})")
@@ -73,8 +84,22 @@ def build_parser() -> argparse.ArgumentParser:
     look.add_argument("--legend", action="store_true", help="draw class names with their colours")
     look.add_argument("--hud", action=argparse.BooleanOptionalAction, default=RND.hud,
                       help="FPS/latency overlay (default: on in the window, off in written files)")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    return parser
+    look.add_argument("--min-confidence", type=cli_types.between(0.0, 1.0), default=RND.min_confidence, metavar="P",
+                      help="leave pixels whose top-class probability is below P unpainted, counted as 'unknown' "
+                           f"in --stats (0: off; default {DEFAULT_MIN_CONFIDENCE:g} for models with a confidence "
+                           "output, off for others)")
+
+
+def _add_instance_flags(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--instances", action="store_true",
+                       help="split cars, pedestrians, bicyclists (the model's thing classes) into objects: "
+                            "tracked IDs drawn, counts on the HUD, in the preview and in --stats")
+    group.add_argument("--count-line", type=cli_types.line, default=RND.count_line, metavar="X1,Y1,X2,Y2",
+                       help="count objects crossing this line (frame pixels), in each direction; implies --instances")
+    group.add_argument("--min-area", type=cli_types.at_least(1, int), default=RND.min_area, metavar="PX",
+                       help="smallest object in pixels (default: 0.04%% of the frame)")
+    group.add_argument("--split-touching", action="store_true",
+                       help="split touching objects of one class where they narrow (distance transform)")
 
 
 def _add_input_flags(src: argparse._ArgumentGroup) -> None:
@@ -133,7 +158,10 @@ def run(args: argparse.Namespace) -> int:
         model=ModelOptions(model=args.model, device=args.device, threads=args.threads,
                            infer_every=args.infer_every, smooth=args.smooth),
         render=RenderOptions(view=args.view, alpha=args.alpha, classes=args.classes, hide=args.hide,
-                             legend=args.legend, hud=args.hud),
+                             legend=args.legend, hud=args.hud, min_confidence=args.min_confidence,
+                             instances=args.instances,
+                             count_line=args.count_line, min_area=args.min_area,
+                             split_touching=args.split_touching),
         output=OutputOptions(output=args.output, save_masks=args.save_masks, stats=args.stats, crf=args.crf,
                              preset=args.preset, display=display, progress=not args.quiet, serve=args.serve),
     )
@@ -169,6 +197,13 @@ def _log_summary(result) -> None:
     log.info("%s %d frames%s (%d in, %d dropped, %d corrupt packets skipped) in %.1f s, %.1f fps; per frame: %s%s",
              verb, summary["frames_out"], where, summary["frames_in"], summary["dropped"],
              summary["skipped_packets"], summary["seconds"], summary["fps"], stages, latency_text)
+    instances = result.stats.last_instances
+    if instances is not None:
+        totals = instances.totals()
+        seen = ", ".join(f"{n} {name}" for name, n in totals["unique_ids"].items())
+        crossed = "".join(f"; crossed {direction}: {sum(c.values())}" for direction, c in
+                          totals.get("crossings", {}).items())
+        log.info("instances: %s distinct IDs%s", seen, crossed)
 
 
 def _version() -> str:

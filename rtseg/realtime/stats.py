@@ -7,6 +7,7 @@ import threading
 import time
 from collections import deque
 
+from rtseg.realtime.confidence import mean_confidence
 from rtseg.realtime.frame import Frame
 from rtseg.realtime.timing import Ema, RateMeter
 
@@ -50,6 +51,8 @@ class PipelineStats:
         self.propagated = 0  # frames whose labels were carried from a keyframe (--infer-every)
         self.model_rate = RateMeter()  # frames the model ran on
         self.propagate_rate = RateMeter()
+        self.last_confidence: float | None = None  # the latest written frame's mean top-class probability
+        self.last_instances = None  # the latest written frame's FrameInstances (--instances)
 
     def captured_frame(self, now: float) -> None:
         with self._lock:
@@ -66,6 +69,7 @@ class PipelineStats:
 
     def wrote_frame(self, frame: Frame, now: float) -> None:
         """Count a frame that reached every sink; add its stage timings and latency."""
+        confidence = mean_confidence(frame)
         with self._lock:
             self.written += 1
             for stage, seconds in frame.timings.items():
@@ -73,6 +77,9 @@ class PipelineStats:
             self.latency.update(now - frame.capture_time)
             self.latencies.append(now - frame.capture_time)
             self.last_timings = dict(frame.timings)
+            self.last_confidence = confidence
+            if frame.instances is not None:
+                self.last_instances = frame.instances
             if frame.seconds is not None:
                 self.last_seconds = max(self.last_seconds or frame.seconds, frame.seconds)
 

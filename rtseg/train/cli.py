@@ -4,8 +4,10 @@ Examples:
     rtseg train --config configs/train/camvid-road.yaml --data camvid:../shared/data/camvid
     rtseg train --data camvid:../shared/data/camvid --arch effl0_unet_bilinear --epochs 120 --out runs/camvid-road
     rtseg train --data camvid:../shared/data/camvid --out runs/camvid-road --epochs 120 --resume
+    rtseg train --data masks:my_streets --init-from camvid-road --epochs 30 --lr 5e-4 --out runs/my-streets
     rtseg train --data masks:my_data --arch effl0_lraspp --epochs 50 --crop 320 320 --out runs/mine
     rtseg train --data labelme:annotated/ --epochs 30 --out runs/labelme
+    rtseg train --task instance --data labelme:annotated/ --epochs 20 --min-size 512 --out runs/parts
     rtseg train --data coco:annotations/instances_train.json \
         --val-data coco:annotations/instances_val.json --out runs/coco
 """
@@ -19,6 +21,7 @@ from rtseg.data import KINDS
 from rtseg.errors import RtsegError
 from rtseg.extras import require_extra
 from rtseg.models import ARCHITECTURES
+from rtseg.models.instance import INSTANCE_ARCHITECTURES
 from rtseg.yamlfile import load_yaml
 
 
@@ -55,8 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help=f"KIND:PATH, KIND one of {', '.join(KINDS)} (required)")
     p.add_argument("--val-data", help="validation data spec (default: --data with --val-split)")
     p.add_argument("--val-split", default="val", help="split name for validation (default: val)")
-    p.add_argument("--arch", default="effl0_unet_bilinear", choices=ARCHITECTURES)
+    p.add_argument("--task", choices=("semantic", "instance"), default="semantic",
+                   help="semantic: a label-map model; instance: fine-tune a Mask R-CNN on labelme/COCO polygons, "
+                        "evaluated by mask AP on held-out images")
+    p.add_argument("--arch", default="effl0_unet_bilinear", choices=ARCHITECTURES + INSTANCE_ARCHITECTURES,
+                   help=f"(default effl0_unet_bilinear; {INSTANCE_ARCHITECTURES[1]} with --task instance)")
     p.add_argument("--scratch", action="store_true", help="random init instead of ImageNet weights")
+    p.add_argument("--init-from", metavar="MODEL|PATH",
+                   help="fine-tune from trained weights: a built-in model (camvid-road), an rtseg .onnx file or a "
+                        ".pth checkpoint; classes are matched by name, new ones start from scratch")
     p.add_argument("--epochs", type=cli_types.at_least(1, int), default=100)
     p.add_argument("--batch-size", type=cli_types.at_least(1, int), default=8)
     p.add_argument("--crop", type=cli_types.at_least(1, int), nargs=2, default=(256, 256), metavar=("H", "W"))
@@ -65,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=cli_types.above(0.0), nargs=2, default=(0.75, 1.5), metavar=("MIN", "MAX"))
     p.add_argument("--jitter", type=cli_types.between(0.0, 1.0), default=0.3, help="colour jitter strength (0: off)")
     p.add_argument("--opt", choices=("adamw", "sgd"), default="adamw")
-    p.add_argument("--lr", type=cli_types.above(0.0), default=2e-3)
+    p.add_argument("--lr", type=cli_types.above(0.0), default=None,
+                   help="learning rate (2e-3; 1e-4 with --task instance)")
     p.add_argument("--weight-decay", type=cli_types.at_least(0.0), default=0.01)
     p.add_argument("--schedule", choices=("poly", "cosine"), default="poly")
     p.add_argument("--warmup-epochs", type=cli_types.at_least(0.0), default=1.0)
@@ -87,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=cli_types.at_least(1, int), help="cap steps per epoch (quick tries)")
     p.add_argument("--seed", type=cli_types.at_least(0, int), default=0)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    inst = p.add_argument_group("--task instance")
+    inst.add_argument("--holdout", type=cli_types.between(0.0, 0.9), default=0.25,
+                      help="share of the images held out for mask AP when there is no --val-data (0.25)")
+    inst.add_argument("--min-size", type=cli_types.at_least(32, int), default=800,
+                      help="images resized so their shorter side is this (800)")
+    inst.add_argument("--max-size", type=cli_types.at_least(32, int), default=1333,
+                      help="... and their longer side at most this (1333)")
     p.add_argument("--debug", action="store_true", help="tracebacks and debug logging")
     return p
 
@@ -95,7 +113,22 @@ def run(args: argparse.Namespace) -> int:
     missing = [flag for flag, value in (("--data", args.data), ("--out", args.out)) if not value]
     if missing:
         raise RtsegError(f"rtseg train needs {' and '.join(missing)} (as flags or in --config)")
+    if args.init_from and args.scratch:
+        raise RtsegError("--init-from and --scratch exclude each other")
     require_extra("train", "rtseg train")
+    if args.task == "instance":
+        from rtseg.train import instance
+
+        instance.check_args(args)
+        summary = instance.main(args)
+        best = summary["best_mask_ap"]
+        result = f"best held-out mask AP {100 * best:.1f}" if best >= 0 else "no evaluation run"
+        print(f"{result}; outputs in {summary['out']} (rtseg export {summary['out']}/model_best.pth)")
+        return 0
+    if args.arch in INSTANCE_ARCHITECTURES:
+        raise RtsegError(f"--arch {args.arch} is an instance model: add --task instance")
+    if args.lr is None:
+        args.lr = 2e-3
     from rtseg.train.loop import main
 
     summary = main(args)

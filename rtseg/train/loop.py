@@ -178,7 +178,13 @@ def setup(args: argparse.Namespace) -> Run:
     train_set, loader, val_loader, generator = make_loaders(args, device)
     num_classes, ignore = len(train_set.classes), train_set.ignore_index
     pretrained = args.arch.startswith("effl0_") and not args.scratch
-    model = build_model(args.arch, num_classes, pretrained=pretrained).to(device)
+    init = getattr(args, "init_from", None)  # trained weights instead of ImageNet (rtseg.train.init_from)
+    model = build_model(args.arch, num_classes, pretrained=pretrained and not init)
+    if init:
+        from rtseg.train.init_from import init_from
+
+        log.info("initial weights from %s", init_from(model, init, args.arch, train_set.classes))
+    model = model.to(device)
     weight = class_weights(train_set, args.class_weights)
     if weight is not None:
         log.info("class weights: %s", ", ".join(f"{c}={w:.2f}" for c, w in zip(train_set.classes, weight)))

@@ -51,12 +51,17 @@ def fail_once():
 
 
 threads = threading.active_count()
-for _ in range(5):  # warm-up: imports, first arenas, codec tables
+sizes = []
+for _ in range(60):
     fail_once()
-start = rss_mb()
-for _ in range(50):
-    fail_once()
-growth = rss_mb() - start
+    sizes.append(rss_mb())
+# The size moves by tens of MB from call to call (allocator arenas, other load on the
+# machine); a leak is a steady climb. Least-squares slope over calls 11-60, MB per call.
+xs = list(range(len(sizes)))[10:]
+ys = sizes[10:]
+mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / sum((x - mean_x) ** 2 for x in xs)
+growth = slope
 gc.collect()
 print(json.dumps({"growth_mb": growth, "threads_left": threading.active_count() - threads,
                   "engines_alive": sum(isinstance(o, OnnxEngine) for o in gc.get_objects())}))
@@ -65,11 +70,14 @@ print(json.dumps({"growth_mb": growth, "threads_left": threading.active_count() 
 
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs /proc to read the process size")
 def test_fifty_failing_runs_do_not_grow_the_process(tmp_path: Path) -> None:
-    """Before: +56 MB over 50 such calls (freed memory kept in per-thread malloc arenas)."""
+    """Before: about +2.6 MB per failed call (+118 MB over 45; freed memory kept in per-thread
+    malloc arenas). The size moves by tens of MB from call to call, so the trend is measured."""
     result = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True, text=True,
                             timeout=170)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["engines_alive"] == 0, "an engine outlived its run"
     assert report["threads_left"] == 0, "a run left a thread behind"
-    assert report["growth_mb"] < 25, f"the process grew by {report['growth_mb']:.1f} MB over 50 failed runs"
+    # 1.5 MB per call separates the old leak (2.6) from the noise of a quiet machine (about
+    # +-0.5); under heavy load (a training job beside the tests) the noise reaches +-1.3.
+    assert report["growth_mb"] < 1.5, f"the process grows by {report['growth_mb']:.2f} MB per failed run"

@@ -50,3 +50,11 @@ def test_header_sizes_match_the_decoded_images(tmp_path: Path, suffix: str) -> N
     path = tmp_path / f"a{suffix}"
     cv2.imwrite(str(path), np.zeros((37, 53, 3), np.uint8))
     assert header_size(path) == (53, 37)
+
+
+def test_a_stream_without_picture_size_says_what_that_means() -> None:
+    """An RTSP URL with no media gave "invalid frame size 0x0"."""
+    from rtseg.realtime.sources.base import check_pixel_cap
+
+    with pytest.raises(SourceError, match=r"rtsp://cam/x: no picture size .* \(0x0\): no video in it"):
+        check_pixel_cap("rtsp://cam/x", 0, 0, 1000)

@@ -34,6 +34,7 @@ def preview_status(stats: PipelineStats, engine: object, controls: Controls) -> 
             "captured": stats.captured, "dropped": stats.dropped, "written": stats.written,
             "seconds": round(stats.elapsed, 1),
             "stopping": controls.stop_reason,
+            "instances": stats.last_instances.status() if stats.last_instances is not None else None,
         }
 
     return status

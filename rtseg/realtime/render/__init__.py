@@ -8,8 +8,10 @@ from collections.abc import Callable
 import numpy as np
 
 from rtseg.contract import ModelInfo
+from rtseg.realtime.confidence import UNKNOWN_LABEL
 from rtseg.realtime.controls import VIEW_MODES, Controls
 from rtseg.realtime.frame import Frame
+from rtseg.realtime.instances.annotator import InstanceAnnotator
 from rtseg.realtime.options import RenderOptions
 from rtseg.realtime.render.base import Annotator
 from rtseg.realtime.render.hud import Hud, hud_lines
@@ -45,12 +47,17 @@ class Renderer:
         self.lut = color_lut(info)
         self._base_visible = visible_lut(resolve_classes(info, options.classes) or None,
                                          resolve_classes(info, options.hide) or None)
+        if options.min_confidence != 0 and len(info.classes) <= UNKNOWN_LABEL:  # --min-confidence: unpainted
+            self._base_visible[UNKNOWN_LABEL], self.lut[UNKNOWN_LABEL] = False, 0
         self.visible = self._base_visible
         self.annotators: list[Annotator] = []
         if options.legend:
             self.annotators.append(Legend(info, self.lut, self._base_visible))
         if hud_lines is not None and options.hud is not False:
             self.annotators.append(Hud(hud_lines))
+        # Tracked instances (frame.instances), under the legend and HUD; their counts go on the HUD when
+        # there is one, else in a corner panel.
+        self.instances = InstanceAnnotator(self.lut, panel=hud_lines is None or options.hud is False)
         self._view_key: tuple | None = None
         self._view: Annotator | None = None
 
@@ -60,6 +67,8 @@ class Renderer:
             raise ValueError(f"frame {frame.index} has no labels to render")
         t0 = time.perf_counter()
         image = self._current_view().annotate(frame.image, frame.labels)
+        if frame.instances is not None:
+            image = self.instances.annotate(image, frame.instances, frame.image.shape[1], self.visible)
         for annotator in self.annotators:
             image = annotator.annotate(image, frame.labels)
         frame.timings["render"] = time.perf_counter() - t0

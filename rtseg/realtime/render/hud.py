@@ -19,10 +19,13 @@ def hud_lines(stats: PipelineStats, model: str, provider: str) -> list[str]:
         f"{model} on {provider.replace('ExecutionProvider', '')}",
         f"capture {stats.capture_rate.rate():.1f} fps  infer {stats.infer_rate.rate():.1f} fps",
         f"latency {latency:.0f} ms  dropped {stats.dropped}",
-    ] + _stage_line(stats) + (["source lost: reconnecting..."] if stats.reconnecting else []) + _keyframe_lines(stats)
+    ] + _stage_line(stats) + (["source lost: reconnecting..."] if stats.reconnecting else []) + _keyframe_lines(stats) \
+        + (stats.last_instances.summary_lines() if stats.last_instances is not None else []) \
+        + ([f"mean confidence {stats.last_confidence:.2f}"] if stats.last_confidence is not None else [])
 
 
-STAGE_NAMES = {"preprocess": "pre", "infer": "infer", "postprocess": "post", "render": "draw", "write": "out"}
+STAGE_NAMES = {"preprocess": "pre", "infer": "infer", "postprocess": "post", "instances": "inst", "render": "draw",
+               "write": "out"}
 
 
 def _stage_line(stats: PipelineStats) -> list[str]:
