@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from rtseg.realtime.app import process
+from rtseg.realtime.bench import raw_fps
 from rtseg.realtime.engine import Engine
 from rtseg.realtime.frame import Frame
 from rtseg.realtime.keyframes import KeyframeEngine
@@ -83,7 +84,7 @@ def run_keyframe_bench(engine: Engine, source: str, frames: int = 120, repeats: 
     bench = KeyframeBench(len(images), [], [ModeResult(*m) for m in MODES], noise)
     with tempfile.TemporaryDirectory(prefix="rtseg-bench-") as tmp:
         for repeat in range(repeats):
-            bench.raw_fps.append(_raw_fps(engine, images))
+            bench.raw_fps.append(raw_fps(engine, images))
             for mode in bench.modes:
                 fps, outputs, inferred = _engine_run(engine, images, mode.every, mode.smooth)
                 mode.engine_fps.append(fps)
@@ -97,15 +98,6 @@ def run_keyframe_bench(engine: Engine, source: str, frames: int = 120, repeats: 
 def _add_noise(images: list[np.ndarray], sigma: float) -> list[np.ndarray]:
     rng = np.random.default_rng(0)
     return [np.clip(image + rng.normal(0.0, sigma, image.shape), 0, 255).astype(np.uint8) for image in images]
-
-
-def _raw_fps(engine: Engine, images: list[np.ndarray]) -> float:
-    for image in images[:3]:
-        engine(image)
-    t0 = time.perf_counter()
-    for image in images:
-        engine(image)
-    return len(images) / (time.perf_counter() - t0)
 
 
 def _engine_run(engine: Engine, images: list[np.ndarray], every: int | str,
