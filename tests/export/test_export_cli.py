@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 import pytest
@@ -25,8 +26,13 @@ def test_export_then_models_lists_it(tmp_path, cache, capsys):
     text = capsys.readouterr().out
     assert rc == 0, text
     assert f"wrote {out}" in text
-    assert "parity:  label parity not meaningful: pytorch predicts one class on every pixel" in text
-    assert (f"of 2 frames from {ROAD_CLIP}" if frames else "of 4 synthetic frames (no real frames given)") in text
+    parity = next(line for line in text.splitlines() if line.strip().startswith("parity:"))
+    # never "100 % agree" over one constant class: either said to be not meaningful, or the
+    # outputs varied (several classes predicted; random BatchNorm statistics make them vary)
+    predicted = re.search(r"\((\d+) classes predicted\)", parity)
+    assert "not meaningful: pytorch predicts one class on every pixel" in parity or (
+        predicted and int(predicted.group(1)) >= 2), parity
+    assert (f"2 frames from {ROAD_CLIP}" if frames else "4 synthetic frames (no real frames given)") in parity
     info = read_metadata(out)
     assert info.input_size == (64, 96) and info.output == "labels" and len(info.classes) == 11
     assert (info.name, info.license, info.source) == ("small-road", "Apache-2.0", "a test")
