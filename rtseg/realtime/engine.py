@@ -20,11 +20,10 @@ import numpy as np
 from rtseg.assets import DEFAULT_MODEL, builtin_model_files
 from rtseg.contract import CONFIDENCE_OUTPUT, ModelInfo
 from rtseg.errors import ModelError
-from rtseg.onnx_safety import check_external_data
 from rtseg.realtime.frame import Frame
 from rtseg.realtime.otsu import OtsuEngine
 from rtseg.realtime.preprocess import preprocess
-from rtseg.realtime.session import DEVICES, create_session
+from rtseg.realtime.session import DEVICES, open_model
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +102,8 @@ class OnnxEngine:
 
     def __init__(self, path: str | os.PathLike, *, device: str = "auto", threads: int | None = None) -> None:
         self.path = Path(path)
-        check_external_data(self.path)
-        self.session = create_session(self.path, device, threads)
+        self.session, meta = open_model(self.path, device, threads)
         self.provider = self.session.get_providers()[0]
-        meta = self.session.get_modelmeta().custom_metadata_map
         try:
             info, warnings = ModelInfo.from_metadata(meta, name=self.path.stem)
         except ValueError as exc:

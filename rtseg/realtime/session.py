@@ -172,3 +172,13 @@ def create_session(path: Path, device: str = "auto", threads: int | None = None)
         log.warning("CUDA provider unavailable, running on the CPU: onnxruntime could not start it "
                     "(`rtseg doctor` shows why)")
     return session
+
+
+def open_model(path: Path, device: str = "auto", threads: int | None = None):
+    """Check an ONNX file's external data (rtseg's own check), then open it: the session and
+    its metadata (``custom_metadata_map``)."""
+    from rtseg.onnx_safety import check_external_data
+
+    check_external_data(path)
+    session = create_session(path, device, threads)
+    return session, session.get_modelmeta().custom_metadata_map

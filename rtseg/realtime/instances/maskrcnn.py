@@ -34,10 +34,10 @@ import numpy as np
 
 from rtseg.contract import ModelInfo
 from rtseg.errors import ModelError
-from rtseg.onnx_safety import LEN, _entry, _fields, _Malformed, check_external_data
+from rtseg.onnx_safety import LEN, _entry, _fields, _Malformed
 from rtseg.realtime.frame import Frame
 from rtseg.realtime.instances.records import FrameInstances, Instance
-from rtseg.realtime.session import create_session
+from rtseg.realtime.session import open_model
 
 log = logging.getLogger(__name__)
 
@@ -148,10 +148,8 @@ class MaskRcnnEngine:
     def __init__(self, path: str | os.PathLike, *, device: str = "auto", threads: int | None = None,
                  score_threshold: float | None = None) -> None:
         self.path = Path(path)
-        check_external_data(self.path)
-        self.session = create_session(self.path, device, threads)
+        self.session, meta = open_model(self.path, device, threads)
         self.provider = self.session.get_providers()[0]
-        meta = self.session.get_modelmeta().custom_metadata_map
         try:
             info, _ = ModelInfo.from_metadata(meta, name=self.path.stem)
             self.score_threshold = float(meta.get("score_threshold", 0.5)) if score_threshold is None \
