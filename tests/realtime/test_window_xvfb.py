@@ -59,6 +59,17 @@ def _xdo(env: dict, *args: str) -> str:
     return subprocess.run(["xdotool", *args], env=env, capture_output=True, text=True, timeout=10).stdout.strip()
 
 
+def _wait_for_window(env: dict, timeout: float = 20) -> str:
+    """The id of rtseg's window once it is mapped; fails the test after ``timeout`` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        window = _xdo(env, "search", "--name", "rtseg - ").split("\n")[0]
+        if window:
+            return window
+        time.sleep(0.1)
+    pytest.fail("the window did not open")
+
+
 def test_window_opens_and_keys_pause_cycle_the_view_and_quit(tmp_path: Path, display: dict) -> None:
     clip = make_video(tmp_path / "long.mp4", n=1500, width=320, height=240)
     stats, out = tmp_path / "s.jsonl", tmp_path / "out.mp4"
@@ -66,12 +77,7 @@ def test_window_opens_and_keys_pause_cycle_the_view_and_quit(tmp_path: Path, dis
                              "--stats", str(stats), "--output", str(out), "--quiet"],
                             env=display, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        window = ""
-        deadline = time.time() + 20
-        while not window and time.time() < deadline:
-            window = _xdo(display, "search", "--name", "rtseg - ").split("\n")[0]
-            time.sleep(0.1)
-        assert window, "the window did not open"
+        window = _wait_for_window(display)
         assert "Geometry: 320x240" in _xdo(display, "getwindowgeometry", window), "the window has the frame's size"
         _xdo(display, "windowfocus", window)
         _xdo(display, "key", "m")  # overlay -> mask
@@ -139,12 +145,7 @@ def test_closing_the_window_ends_the_run_cleanly(tmp_path: Path, display: dict) 
                              "--output", str(out)], env=display, cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        window = ""
-        deadline = time.time() + 20
-        while not window and time.time() < deadline:
-            window = _xdo(display, "search", "--name", "rtseg - ").split("\n")[0]
-            time.sleep(0.1)
-        assert window, "the window did not open"
+        window = _wait_for_window(display)
         time.sleep(1.0)
         _close_like_a_window_manager(display, int(window))
         _, stderr = proc.communicate(timeout=15)
