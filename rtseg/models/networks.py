@@ -1,4 +1,4 @@
-"""The networks behind :data:`rtseg.models.ARCHITECTURES`: EfficientNet-Lite0 + LR-ASPP/U-Net, and
+"""The networks behind :data:`rtseg.models.ARCHITECTURES`: EfficientNet-Lite0/1/2 + LR-ASPP/U-Net, and
 torchvision's MobileNetV3 LR-ASPP."""
 
 from __future__ import annotations
@@ -7,18 +7,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rtseg.models.effnet_lite import EfficientNetLite0Encoder
+from rtseg.models.effnet_lite import EfficientNetLiteEncoder
 from rtseg.models.heads import LRASPPHead, UNetHead
 
-EFFL0_BLOCKS = 14  # 3 of the 4 stride-32 blocks: ~7.7 MB fp32 in ONNX, ~30 ms at 360x480 on 2 cores
+# MBConv blocks kept per encoder: all but the last block of the stride-32 stage and the 320-channel
+# (Lite2: 352) block, i.e. all but the last two; the 1280-channel head is dropped too.
+ENCODER_BLOCKS = {"lite0": 14, "lite1": 19, "lite2": 19}
+EFFL0_BLOCKS = ENCODER_BLOCKS["lite0"]  # 3 of the 4 stride-32 blocks: ~7.7 MB fp32 in ONNX, ~30 ms at 360x480
 
 
 class EncoderDecoder(nn.Module):
-    """EfficientNet-Lite0 encoder + LR-ASPP or U-Net decoder, logits upsampled to the input."""
+    """EfficientNet-Lite encoder (``lite0``, ``lite1``, ``lite2``) + LR-ASPP or U-Net decoder, logits
+    upsampled to the input."""
 
-    def __init__(self, num_classes: int, decoder: str, pretrained: bool) -> None:
+    def __init__(self, num_classes: int, decoder: str, pretrained: bool, encoder: str = "lite0") -> None:
         super().__init__()
-        self.encoder = EfficientNetLite0Encoder(EFFL0_BLOCKS)
+        self.encoder = EfficientNetLiteEncoder(encoder, ENCODER_BLOCKS[encoder])
         if pretrained:
             self.encoder.load_imagenet()
         c = self.encoder.channels

@@ -7,6 +7,8 @@ Examples:
     rtseg train --data masks:my_streets --init-from camvid-road --epochs 30 --lr 5e-4 --out runs/my-streets
     rtseg train --data masks:my_data --arch effl0_lraspp --epochs 50 --crop 320 320 --out runs/mine
     rtseg train --data labelme:annotated/ --epochs 30 --out runs/labelme
+    rtseg train --data camvid:../shared/data/camvid --arch effl0_unet_bilinear --aux-weight 0.4 \
+        --distill runs/lite2/model_best.pth --out runs/student
     rtseg train --task instance --data labelme:annotated/ --epochs 20 --min-size 512 --out runs/parts
     rtseg train --data coco:annotations/instances_train.json \
         --val-data coco:annotations/instances_val.json --out runs/coco
@@ -92,6 +94,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast on the CPU (fast on AVX512-BF16/AMX)")
     p.add_argument("--ema", type=cli_types.between(0.0, 0.99999), default=0.0, metavar="DECAY",
                    help="keep an EMA of the weights (e.g. 0.999); validation and model_best use it")
+    extra = p.add_argument_group("training-only loss terms (never part of the exported model)")
+    extra.add_argument("--aux-weight", type=cli_types.at_least(0.0), default=0.0, metavar="W",
+                       help="auxiliary 1x1-conv heads on the stride-8 and stride-16 features, each loss times W "
+                            "(0: off; e.g. 0.4)")
+    extra.add_argument("--adversarial", type=cli_types.at_least(0.0), default=0.0, metavar="W",
+                       help="Pix2Pix-style PatchGAN discriminator on (image, class probabilities), LSGAN loss "
+                            "times W (0: off; e.g. 0.01)")
+    extra.add_argument("--adv-lr", type=cli_types.above(0.0), metavar="LR",
+                       help="the discriminator's AdamW learning rate (default: --lr)")
+    extra.add_argument("--distill", metavar="TEACHER.pth",
+                       help="distil from a trained rtseg checkpoint of any architecture with the same classes")
+    extra.add_argument("--distill-weight", type=cli_types.at_least(0.0), metavar="W",
+                       help="weight of the distillation term (default 1.0 with --distill)")
+    extra.add_argument("--distill-temp", type=cli_types.above(0.0), default=1.0, metavar="T",
+                       help="softmax temperature of the distillation term; the term is scaled by T^2 (default 1)")
     p.add_argument("--threads", type=cli_types.at_least(0, int), default=0, help="torch CPU threads (0: default)")
     p.add_argument("--workers", type=cli_types.at_least(0, int), default=0, help="data-loader processes")
     p.add_argument("--cache", action="store_true", help="keep decoded frames in memory")
@@ -115,6 +132,10 @@ def run(args: argparse.Namespace) -> int:
         raise RtsegError(f"rtseg train needs {' and '.join(missing)} (as flags or in --config)")
     if args.init_from and args.scratch:
         raise RtsegError("--init-from and --scratch exclude each other")
+    if args.distill_weight is not None and not args.distill:
+        raise RtsegError("--distill-weight needs --distill TEACHER.pth")
+    if args.adv_lr is not None and not args.adversarial:
+        raise RtsegError("--adv-lr needs --adversarial W")
     require_extra("train", "rtseg train")
     if args.task == "instance":
         from rtseg.train import instance

@@ -233,3 +233,8 @@ def check_args(args: argparse.Namespace) -> None:
         args.lr = DEFAULT_LR
     if args.resume:
         raise RtsegError("--resume is not supported with --task instance yet")
+    used = [flag for flag, value in (("--aux-weight", getattr(args, "aux_weight", 0)),
+                                     ("--adversarial", getattr(args, "adversarial", 0)),
+                                     ("--distill", getattr(args, "distill", None))) if value]
+    if used:
+        raise RtsegError(f"{', '.join(used)}: semantic segmentation only, not with --task instance")

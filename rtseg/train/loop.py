@@ -35,7 +35,15 @@ from rtseg.checkpoint import BestCheckpoint, ModelMeta, TrainCheckpoint, read_tr
 from rtseg.contract import IMAGENET_MEAN, IMAGENET_STD
 from rtseg.data import EvalPreset, SegmentationDataset, TrainPreset, open_dataset
 from rtseg.errors import RtsegError
-from rtseg.models import build_model
+from rtseg.models import build_model, efficientnet_lite_variant
+from rtseg.train.extra_losses import (
+    Adversarial,
+    AuxHeads,
+    Distiller,
+    ExtraLosses,
+    PatchDiscriminator,
+    load_teacher,
+)
 from rtseg.train.losses import OhemCrossEntropy, class_weights
 from rtseg.train.metrics import ConfusionMatrix, plot_history
 
@@ -83,11 +91,13 @@ def evaluate(model: nn.Module, loader, device: torch.device, num_classes: int,
 
 def train_one_epoch(model: nn.Module, loss_fn: nn.Module, optimizer, scheduler, loader,
                     device: torch.device, epoch: int, scaler=None, max_steps: int | None = None,
-                    progress: bool = True, amp_dtype: torch.dtype | None = None, ema=None) -> float:
-    """One pass over ``loader``; returns the mean training loss.
+                    progress: bool = True, amp_dtype: torch.dtype | None = None, ema=None,
+                    extra: ExtraLosses | None = None) -> float:
+    """One pass over ``loader``; returns the mean training loss (with the extra terms, if any).
 
     ``amp_dtype``: autocast dtype (float16 on CUDA with ``scaler``, bfloat16 on CPU), None for fp32.
     ``ema``: an ``AveragedModel`` updated after every step.
+    ``extra``: auxiliary heads, adversarial and distillation terms (:mod:`rtseg.train.extra_losses`).
     """
     model.train()
     total, steps = 0.0, 0
@@ -95,17 +105,23 @@ def train_one_epoch(model: nn.Module, loss_fn: nn.Module, optimizer, scheduler, 
     for image, target in bar:
         image, target = image.to(device, non_blocking=True), target.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            loss = loss_fn(model(image).float(), target)
+            logits = model(image)
+            loss = loss_fn(logits.float(), target)
+            if extra:
+                loss = loss + extra.generator_terms(image, logits, target, loss_fn)
         if not torch.isfinite(loss):
             raise RtsegError(f"training diverged at epoch {epoch} (loss {loss.item()}); lower --lr")
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
             scaler.step(optimizer)
-            scaler.update()
         else:
             loss.backward()
             optimizer.step()
+        if extra:
+            extra.after_step(image, logits, target, amp_dtype, scaler)
+        if scaler is not None:
+            scaler.update()  # once per iteration, after every optimiser's step
         scheduler.step()
         if ema is not None:
             ema.update_parameters(model)
@@ -135,6 +151,7 @@ class Run:
     scaler: torch.amp.GradScaler | None  # CUDA float16 autocast only
     amp_dtype: torch.dtype | None  # float16 (CUDA), bfloat16 (--bf16 on the CPU) or None
     ema: torch.optim.swa_utils.AveragedModel | None
+    extra: ExtraLosses  # training-only terms (aux heads, discriminator, teacher); empty by default
     meta: ModelMeta
     steps_per_epoch: int
     start_epoch: int = 1
@@ -168,7 +185,8 @@ def main(args: argparse.Namespace) -> dict:
 
 
 def setup(args: argparse.Namespace) -> Run:
-    """Seed, device, data, model, loss, optimiser, schedule, AMP and EMA (this order fixes the random streams)."""
+    """Seed, device, data, model, loss, optimiser, schedule, AMP, EMA and the extra loss terms (this order
+    fixes the random streams)."""
     if args.threads:
         torch.set_num_threads(args.threads)
     seed_everything(args.seed)
@@ -177,7 +195,7 @@ def setup(args: argparse.Namespace) -> Run:
     out.mkdir(parents=True, exist_ok=True)
     train_set, loader, val_loader, generator = make_loaders(args, device)
     num_classes, ignore = len(train_set.classes), train_set.ignore_index
-    pretrained = args.arch.startswith("effl0_") and not args.scratch
+    pretrained = efficientnet_lite_variant(args.arch) is not None and not args.scratch
     init = getattr(args, "init_from", None)  # trained weights instead of ImageNet (rtseg.train.init_from)
     model = build_model(args.arch, num_classes, pretrained=pretrained and not init)
     if init:
@@ -189,7 +207,10 @@ def setup(args: argparse.Namespace) -> Run:
     if weight is not None:
         log.info("class weights: %s", ", ".join(f"{c}={w:.2f}" for c, w in zip(train_set.classes, weight)))
     loss_fn = criterion(args, ignore, weight).to(device)
-    optimizer = make_optimizer(model, args)
+    ema = make_ema(model, args.ema) if args.ema else None  # a copy of the model before anything hooks into it
+    aux_weight = getattr(args, "aux_weight", 0.0)
+    aux = AuxHeads(model, num_classes, aux_weight).to(device) if aux_weight else None
+    optimizer = make_optimizer(model, args, extra=aux)
     steps_per_epoch = min(len(loader), args.max_steps or len(loader))
     scheduler = make_scheduler(optimizer, args, steps_per_epoch)
     scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" and not args.no_amp else None
@@ -197,10 +218,11 @@ def setup(args: argparse.Namespace) -> Run:
     amp_dtype = torch.float16 if scaler is not None else (torch.bfloat16 if cpu_bf16 else None)
     meta = ModelMeta(arch=args.arch, num_classes=num_classes, classes=list(train_set.classes), ignore_index=ignore,
                      mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD), pretrained=pretrained)
+    extra = ExtraLosses(aux=aux, adversarial=make_adversarial(args, num_classes, ignore, steps_per_epoch, device),
+                        distiller=make_distiller(args, meta, ignore, device))
     return Run(args=args, out=out, device=device, train_set=train_set, loader=loader, val_loader=val_loader,
                generator=generator, model=model, loss_fn=loss_fn, optimizer=optimizer, scheduler=scheduler,
-               scaler=scaler, amp_dtype=amp_dtype, ema=make_ema(model, args.ema) if args.ema else None,
-               meta=meta, steps_per_epoch=steps_per_epoch)
+               scaler=scaler, amp_dtype=amp_dtype, ema=ema, extra=extra, meta=meta, steps_per_epoch=steps_per_epoch)
 
 
 def make_loaders(args: argparse.Namespace, device: torch.device):
@@ -225,7 +247,8 @@ def make_loaders(args: argparse.Namespace, device: torch.device):
 
 
 def resume(run: Run, path: Path | None) -> None:
-    """Restore weights, optimiser, schedule, scaler, EMA, random states and the epoch from ``path``."""
+    """Restore weights, optimiser, schedule, scaler, EMA, auxiliary heads, discriminator, random states and
+    the epoch from ``path``."""
     if path is None:
         return
     ckpt = read_training_checkpoint(path)
@@ -234,7 +257,17 @@ def resume(run: Run, path: Path | None) -> None:
             raise RtsegError(f"--resume {path}: checkpoint has {key}={ckpt.get(key)!r}, run has {run.meta[key]!r}")
     if "optimizer" not in ckpt:
         raise RtsegError(f"--resume {path}: holds weights only (model_best.pth?); resume from checkpoint.pth")
+    extra = run.extra
+    if bool(ckpt.get("aux")) != (extra.aux is not None):  # the heads' weights are in the optimiser's groups
+        raise RtsegError(f"--resume {path}: the checkpoint was trained {'with' if ckpt.get('aux') else 'without'} "
+                         f"auxiliary heads; resume with the same --aux-weight setting (0 or not)")
+    if extra.adversarial is not None and not ckpt.get("adversarial"):
+        raise RtsegError(f"--resume {path}: checkpoint has no discriminator; resume without --adversarial")
     run.model.load_state_dict(ckpt["model"])
+    if extra.aux is not None:
+        extra.aux.load_state_dict(ckpt["aux"])
+    if extra.adversarial is not None:
+        extra.adversarial.load_state_dict(ckpt["adversarial"])
     run.optimizer.load_state_dict(ckpt["optimizer"])
     run.scheduler.load_state_dict(ckpt["scheduler"])
     if run.ema is not None:
@@ -256,7 +289,9 @@ def run_epoch(run: Run, epoch: int) -> tuple[dict, bool]:
     args, t0, progress = run.args, time.perf_counter(), not run.args.no_progress
     np.random.seed(args.seed + epoch)
     train_loss = train_one_epoch(run.model, run.loss_fn, run.optimizer, run.scheduler, run.loader, run.device,
-                                 epoch, run.scaler, args.max_steps, progress, run.amp_dtype, run.ema)
+                                 epoch, run.scaler, args.max_steps, progress, run.amp_dtype, run.ema, run.extra)
+    if run.extra:
+        log.info("epoch %d extra loss terms (weighted means): %s", epoch, run.extra.summary())
     row = {"epoch": epoch, "lr": f"{run.optimizer.param_groups[0]['lr']:.6g}",
            "train_loss": f"{train_loss:.5f}", "val_loss": "", "val_miou": "", "val_pixel_acc": ""}
     improved = False
@@ -277,7 +312,10 @@ def save_checkpoints(run: Run, epoch: int, improved: bool) -> None:
     ckpt = TrainCheckpoint(
         model=run.model.state_dict(), optimizer=run.optimizer.state_dict(), scheduler=run.scheduler.state_dict(),
         scaler=run.scaler.state_dict() if run.scaler else None,
-        ema=run.ema.state_dict() if run.ema is not None else None, epoch=epoch, args=options, best_miou=run.best,
+        ema=run.ema.state_dict() if run.ema is not None else None,
+        aux=run.extra.aux.state_dict() if run.extra.aux is not None else None,
+        adversarial=run.extra.adversarial.state_dict() if run.extra.adversarial is not None else None,
+        epoch=epoch, args=options, best_miou=run.best,
         rng={"torch": torch.get_rng_state(), "python": random.getstate(), "loader": run.generator.get_state()},
         **run.meta)
     write_checkpoint(ckpt, run.out / "checkpoint.pth")
@@ -288,10 +326,12 @@ def save_checkpoints(run: Run, epoch: int, improved: bool) -> None:
 
 # ---------------------------------------------------------------------------- helpers
 
-def make_optimizer(model: nn.Module, args: argparse.Namespace) -> torch.optim.Optimizer:
-    """AdamW or SGD; no weight decay on BatchNorm and bias parameters."""
+def make_optimizer(model: nn.Module, args: argparse.Namespace, extra: nn.Module | None = None) -> torch.optim.Optimizer:
+    """AdamW or SGD; no weight decay on BatchNorm and bias parameters. ``extra``'s parameters (the
+    auxiliary heads) follow the model's in the same two groups."""
     decay, no_decay = [], []
-    for p in model.parameters():
+    params = list(model.parameters()) + (list(extra.parameters()) if extra is not None else [])
+    for p in params:
         (no_decay if p.ndim <= 1 else decay).append(p)
     groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if args.opt == "sgd":
@@ -313,6 +353,31 @@ def make_scheduler(optimizer, args: argparse.Namespace, steps_per_epoch: int):
         return (1 - t) ** 0.9
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def make_adversarial(args: argparse.Namespace, num_classes: int, ignore_index: int, steps_per_epoch: int,
+                     device: torch.device) -> Adversarial | None:
+    """``--adversarial W``: a PatchGAN discriminator with its own AdamW (``--adv-lr``, default ``--lr``;
+    betas 0.5/0.999 as in Pix2Pix, no weight decay) on the main schedule's warm-up and decay."""
+    weight = getattr(args, "adversarial", 0.0)
+    if not weight:
+        return None
+    disc = PatchDiscriminator(3 + num_classes).to(device)
+    optimizer = torch.optim.AdamW(disc.parameters(), lr=getattr(args, "adv_lr", None) or args.lr,
+                                  betas=(0.5, 0.999), weight_decay=0.0)
+    return Adversarial(disc, optimizer, make_scheduler(optimizer, args, steps_per_epoch), weight, ignore_index)
+
+
+def make_distiller(args: argparse.Namespace, meta: ModelMeta, ignore_index: int,
+                   device: torch.device) -> Distiller | None:
+    """``--distill TEACHER.pth``: the teacher, ``--distill-weight`` (default 1) and ``--distill-temp``."""
+    path = getattr(args, "distill", None)
+    if not path:
+        return None
+    teacher = load_teacher(path, meta["classes"], meta["mean"], meta["std"], device)
+    weight = getattr(args, "distill_weight", None)
+    log.info("distilling from %s (%s)", path, type(teacher).__name__)
+    return Distiller(teacher, 1.0 if weight is None else weight, getattr(args, "distill_temp", 1.0), ignore_index)
 
 
 def make_ema(model: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:

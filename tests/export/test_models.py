@@ -14,7 +14,7 @@ from export_helpers import bn_calibrate
 
 SIZE = (64, 96)
 TORCHVISION = ["lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large", "deeplabv3_resnet50", "fcn_resnet50"]
-RTSEG = ["effl0_lraspp", "effl0_unet_deconv", "effl0_unet_bilinear", "mbv3_lraspp"]
+RTSEG = ["effl0_lraspp", "effl0_unet_deconv", "effl0_unet_bilinear", "effl2_unet_bilinear", "mbv3_lraspp"]
 
 
 def _export_and_check(name, frames, tmp_path, dynamic_hw=False):

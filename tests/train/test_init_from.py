@@ -6,13 +6,14 @@ import logging
 
 import pytest
 import torch
-from conftest import make_shapes_dataset
 
 from rtseg.cli import main as cli_main
 from rtseg.errors import RtsegError
 from rtseg.export.from_onnx import rebuild_from_onnx
 from rtseg.models import build_model
 from rtseg.train.init_from import init_from
+
+from train_helpers import make_shapes_dataset
 
 pytestmark = pytest.mark.timeout(120)
 
