@@ -29,6 +29,15 @@ def every(text: str) -> int | str:
     return value
 
 
+def threads(text: str) -> int | str:
+    if text == "auto":
+        return text
+    value = number(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or a whole number >= 0, got {text}")
+    return value
+
+
 def names(text: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in text.split(",") if t.strip())
 

@@ -279,10 +279,16 @@ def test_bench_measures_the_three_modes(tmp_path: Path, channel_model: Path, cap
     assert main(["bench", "--model", str(channel_model), "--source", str(clip), "--frames", "6",
                  "--repeats", "1"]) == 0
     table = capsys.readouterr().out
-    rows = {line.split("|")[1].strip(): float(line.split("|")[2]) for line in table.splitlines()
+    modes, stages = table.split("Each stage alone")
+    rows = {line.split("|")[1].strip(): float(line.split("|")[2]) for line in modes.splitlines()
             if line.startswith("| ") and "fps" not in line}
     assert len(rows) == 3 and all(fps > 0 for fps in rows.values())
     assert "pipeline / raw inference" in table
+    cpu = {line.split("|")[1].strip(): float(line.split("|")[3]) for line in stages.splitlines()
+           if line.startswith("| ") and "CPU" not in line and "all" not in line}
+    assert set(cpu) == {"decode", "preprocess", "inference", "render", "encode"}
+    assert all(ms >= 0 for ms in cpu.values()) and cpu["decode"] > 0 and cpu["encode"] > 0
+    assert "CPU limit on" in stages and "x the limit (goal >= 0.90)" in stages
 
 
 def test_hud_is_drawn_when_asked(tmp_path: Path, channel_model: Path) -> None:

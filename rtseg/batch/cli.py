@@ -155,7 +155,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
     (each flag's dest is its option's name); no window, no per-input progress bar."""
     names = {f.name for group in GROUPS.values() for f in fields(group)} - {"output", "stats", "save_masks"}
     given = {key: value for key, value in vars(args).items() if key in names}
-    if given.get("threads") is None:  # one thread per CPU the worker holds, not every core of the machine
+    if given.get("threads") in (None, "auto"):  # one thread per CPU the worker holds, not every core of the machine
         given["threads"] = max(1, int(args.cpus_per_worker))
     return options_from_keywords(**given, display=False, progress=False)
 

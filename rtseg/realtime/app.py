@@ -81,7 +81,7 @@ def _run(source: str | int | Source, options: RunOptions) -> RunResult:
     src = source if isinstance(source, Source) else open_source(source, options.source)  # cheap checks first
     try:
         stats = PipelineStats()
-        engine = _engine(options, stats)
+        engine = _engine(options, stats, src)
         log.info("model %s on %s", engine.info.name, engine.provider)
         controls = Controls(view=options.render.view, alpha=options.render.alpha)
         hud = options.render.hud if options.render.hud is not None else out.display
@@ -107,16 +107,24 @@ def _run(source: str | int | Source, options: RunOptions) -> RunResult:
     return RunResult(stats, output, engine.info.name, engine.provider, check)
 
 
-def _engine(options: RunOptions, stats: PipelineStats) -> Engine:
+def _engine(options: RunOptions, stats: PipelineStats, src: Source | None = None) -> Engine:
     model = options.model
     if hasattr(model.model, "segment"):
         engine = model.model
+    elif model.threads == "auto":  # all cores or one fewer, measured on this job's first frames
+        from rtseg.realtime.thread_tuner import ThreadTuner, thread_candidates, tune_threads
+
+        candidates = thread_candidates()
+        engine = tune_threads(load_model(model.model, device=model.device, threads=candidates[0]), candidates)
+        if isinstance(engine, ThreadTuner):
+            stats.threads = engine  # its report goes into the run summary
     else:
         engine = load_model(model.model, device=model.device, threads=model.threads)
     if model.infer_every != 1 or model.smooth:  # keyframes and smoothing live in the inference stage
-        from rtseg.realtime.keyframes import KeyframeEngine
+        from rtseg.realtime.keyframes import KeyframeEngine, live_budget
 
-        engine = KeyframeEngine(engine, every=model.infer_every, smooth=model.smooth, stats=stats)
+        engine = KeyframeEngine(engine, every=model.infer_every, smooth=model.smooth, stats=stats,
+                                behind=live_budget(src))  # a live source: auto skips the model when late
     render = options.render
     from rtseg.realtime.instances.stage import InstanceEngine, makes_instances
 

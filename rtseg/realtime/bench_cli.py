@@ -1,4 +1,5 @@
-"""``rtseg bench``: raw inference vs naive loop vs threaded pipeline, same model and threads.
+"""``rtseg bench``: raw inference vs naive loop vs threaded pipeline, same model and threads, and
+each stage's CPU time per frame with the fps limit it implies on this machine's cores.
 
 ``--keyframes``: every-frame inference vs keyframes (N=2, 3, 5, auto, and --smooth): speed,
 agreement with every-frame labels, flip rate and temporal consistency."""
@@ -10,6 +11,7 @@ import os
 
 from rtseg import cli_types
 from rtseg.realtime.engine import load_model
+from rtseg.realtime.options import DEFAULT_PRESET, X264_PRESETS
 from rtseg.realtime.session import DEVICES
 from rtseg.realtime.sources import resolve_source
 
@@ -28,6 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=cli_types.at_least(0, int), default=None,
                         help="onnxruntime intra-op threads (default: auto)")
     parser.add_argument("--device", choices=DEVICES, default="auto")
+    parser.add_argument("--infer-every", type=cli_types.every, default=1, metavar="N|auto",
+                        help="run the naive loop, the pipeline and the stages with keyframe inference (1)")
+    parser.add_argument("--preset", choices=X264_PRESETS, default=DEFAULT_PRESET,
+                        help=f"x264 preset of the encoded output ({DEFAULT_PRESET})")
     parser.add_argument("--keyframes", action="store_true",
                         help="keyframe inference (--infer-every N|auto, --smooth) against every-frame inference")
     parser.add_argument("--live", action="store_true",
@@ -47,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         return _keyframes(args, engine, source)
     if args.live:
         return _live(args, engine, source)
-    result = run_bench(engine, source, frames=args.frames, repeats=args.repeats)
+    result = run_bench(engine, source, frames=args.frames, repeats=args.repeats, infer_every=args.infer_every,
+                       preset=args.preset)
     threads = args.threads or "auto"
     title = (f"model {engine.info.name} on {engine.provider} (threads {threads}), "
              f"{os.path.basename(source)}, {os.cpu_count()} CPU cores")

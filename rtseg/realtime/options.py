@@ -15,10 +15,12 @@ from rtseg.realtime.controls import VIEW_MODES
 from rtseg.realtime.session import DEVICES
 from rtseg.realtime.sources.base import DEFAULT_MAX_PIXELS
 
-# x264 speed/size trade-off. On a 2-core machine encoding competes with inference:
-# superfast costs ~35 % less CPU than veryfast for ~70 % more bytes at the same CRF.
+# x264 speed/size trade-off (docs/performance.md, "Encoder preset"). On a 2-core machine
+# encoding competes with inference. On the annotated demo clip at the same PSNR, ultrafast
+# takes half superfast's CPU for 3 % more bytes; veryfast makes files ~25 % smaller for ~3x
+# ultrafast's CPU.
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow")
-DEFAULT_PRESET = "superfast"
+DEFAULT_PRESET = "ultrafast"
 
 
 def _positive(**values: float | None) -> None:
@@ -70,7 +72,8 @@ class ModelOptions:
     Attributes:
         model: built-in name, ``.onnx`` path, or a loaded engine; None: the default model.
         device: ``auto`` (CUDA when usable), ``cpu`` or ``cuda``.
-        threads: onnxruntime intra-op threads; None or 0: onnxruntime's choice.
+        threads: onnxruntime intra-op threads; ``"auto"``: tried and chosen while the job runs
+            (:mod:`rtseg.realtime.thread_tuner`, CPU only); None or 0: onnxruntime's choice.
         infer_every: run the model on every N-th frame and carry its labels to the frames
             between by optical flow; ``"auto"``: when the scene has moved enough.
         smooth: smooth labels over time (fewer flickering pixels).
@@ -78,15 +81,16 @@ class ModelOptions:
 
     model: Any = None
     device: str = "auto"
-    threads: int | None = None
+    threads: int | str | None = "auto"
     infer_every: int | str = 1
     smooth: bool = False
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
             raise OptionError(f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}")
-        if self.threads is not None and self.threads < 0:
-            raise OptionError(f"threads must be 0 or more, got {self.threads}")
+        if self.threads != "auto" and not (self.threads is None or (isinstance(self.threads, int)
+                                                                    and self.threads >= 0)):
+            raise OptionError(f"threads must be 'auto' or a whole number >= 0, got {self.threads!r}")
         if self.infer_every != "auto" and not (isinstance(self.infer_every, int) and self.infer_every >= 1):
             raise OptionError(f"infer_every must be a whole number >= 1 or 'auto', got {self.infer_every!r}")
 

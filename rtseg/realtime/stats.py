@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from typing import Any
 
 from rtseg.realtime.confidence import mean_confidence
 from rtseg.realtime.frame import Frame
@@ -48,6 +49,7 @@ class PipelineStats:
         self.last_seconds: float | None = None  # latest timestamp written, seconds
         self.latencies: deque[float] = deque(maxlen=LATENCY_SAMPLES)  # capture -> written, seconds
         self.last_timings: dict[str, float] = {}  # the latest written frame's seconds per stage
+        self.threads: Any = None  # a ThreadTuner (--threads auto): its ``report`` goes into the summary
         self.propagated = 0  # frames whose labels were carried from a keyframe (--infer-every)
         self.model_rate = RateMeter()  # frames the model ran on
         self.propagate_rate = RateMeter()
@@ -108,6 +110,7 @@ class PipelineStats:
             "fps": round(self.written / elapsed, 2) if elapsed > 0 else 0.0,
             "stage_ms": self.stage_ms(), "latency_ms": self.latency_ms(), "interrupted": self.interrupted,
             "stop_reason": self.stop_reason,
+            "threads": self.threads.report if self.threads is not None else None,
         }
 
     def latency_ms(self) -> dict[str, float]:
