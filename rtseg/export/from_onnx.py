@@ -42,7 +42,8 @@ from rtseg.errors import ModelError
 log = logging.getLogger(__name__)
 
 # Architectures whose export changes nothing but Conv+BatchNorm folding (round trip tested).
-REBUILDABLE = ("effl0_unet_bilinear", "effl0_lraspp")
+REBUILDABLE = ("effl0_unet_bilinear", "effl0_lraspp", "effl1_unet_bilinear", "effl1_lraspp",
+               "effl2_unet_bilinear", "effl2_lraspp")
 CALIBRATION_FRAMES = 8
 
 

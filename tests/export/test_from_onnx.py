@@ -56,7 +56,8 @@ def _conv_tensors(path) -> list[np.ndarray]:
     return [arrays[name] for node in model.graph.node if node.op_type == "Conv" for name in node.input[1:] if name]
 
 
-@pytest.mark.parametrize("arch, trained_bn", [("effl0_unet_bilinear", True), ("effl0_lraspp", False)])
+@pytest.mark.parametrize("arch, trained_bn", [("effl0_unet_bilinear", True), ("effl0_lraspp", False),
+                                              ("effl1_unet_bilinear", True), ("effl2_lraspp", True)])
 def test_export_then_rebuild_is_the_same_network(arch, trained_bn, tmp_path) -> None:
     """The mapping is exact: the rebuilt network gives the ONNX file's logits, and exporting it
     again folds back to the very same convolution weights, bit for bit. Regression: with
