@@ -219,8 +219,29 @@ def _goals(bench: KeyframeBench, raw: float, pipeline: bool) -> list[str]:
         f"N=3 {stage} / raw inference = {speed:.2f} (goal >= 1.5), agreement {_pct(n3.agreement)} % (goal >= 97)",
         f"propagation beats holding at {len(beats)} of {len(fixed)} N ({', '.join(beats) or 'none'})",
         f"auto vs N=3: keyframes {auto.keyframes} vs {n3.keyframes}, inference-stage fps x{auto_speed:.2f}, "
-        f"agreement {auto_agree:+.2f} points (goal: >= N=3 on both)",
-        f"smooth: flip rate {100 * every.flip:.2f} % -> {100 * smooth.flip:.2f} % "
-        f"(x{smooth.flip / every.flip if every.flip else 0:.2f}, goal <= 0.5), agreement {_pct(smooth.agreement)} % "
-        "(goal within 1 point of 100)",
+        f"agreement {auto_agree:+.2f} points (goal: >= N=3 on both; speed follows the keyframe count, "
+        "the fps are noisy)",
+        _smooth_goal(bench, every, smooth),
     ]
+
+
+def _smooth_goal(bench: KeyframeBench, every: ModeResult, smooth: ModeResult) -> str:
+    """The smoothing goal: half the flips within 1 point of agreement.
+
+    On a noisy clip (``noise``) the every-frame labels flicker themselves, so the point that
+    counts is agreement with the clean frames' labels, against the unsmoothed output's. Any
+    filter disagrees with the flickery every-frame labels on at least half the flips it
+    removes (each frame that differs from them can remove at most two), which is printed as
+    the bound for that reading.
+    """
+    ratio = smooth.flip / every.flip if every.flip else 0.0
+    line = f"smooth: flip rate {100 * every.flip:.2f} % -> {100 * smooth.flip:.2f} % (x{ratio:.2f}, goal <= 0.5)"
+    if not bench.noise:
+        return line + (f", agreement {_pct(smooth.agreement)} % (goal within 1 point of 100; the goal is "
+                       "set on a flickery clip: --noise 12)")
+    gain = 100 * (statistics.fmean(smooth.clean) - statistics.fmean(every.clean))
+    n = bench.frames  # flips are per pair of frames, agreement per frame
+    bound = 100 * (1 - max(0.0, every.flip - smooth.flip) * (n - 1) / (2 * n))
+    return line + (f", agreement with the clean frames' labels {_pct(smooth.clean)} % vs {_pct(every.clean)} % "
+                   f"unsmoothed ({gain:+.2f} points, goal >= -1); with the noisy every-frame labels "
+                   f"{_pct(smooth.agreement)} % (at most {bound:.2f} % for any filter removing these flips)")

@@ -28,6 +28,7 @@ class FlowField:
 
     def __init__(self, back: np.ndarray, valid: np.ndarray, scale: float, mismatch: float = 0.0) -> None:
         self.back, self.valid, self.scale, self.mismatch = back, valid, scale, mismatch
+        self._cache: dict[tuple, np.ndarray | tuple[np.ndarray, np.ndarray]] = {}  # full-size maps, per size
 
     @classmethod
     def identity(cls, shape: tuple[int, int], scale: float) -> FlowField:
@@ -60,18 +61,33 @@ class FlowField:
         the value for untracked pixels; None keeps the label the flow points at.
         """
         h, w = labels.shape[:2]
-        fh, fw = self.back.shape[:2]
-        mx, my = _maps(self.back)
-        if (h, w) != (fh, fw):  # flow-pixel centres -> label-pixel centres
-            mx = (cv2.resize(mx, (w, h), interpolation=cv2.INTER_LINEAR) + 0.5) * (w / fw) - 0.5
-            my = (cv2.resize(my, (w, h), interpolation=cv2.INTER_LINEAR) + 0.5) * (h / fh) - 0.5
+        mx, my = self._maps_at(h, w)
         out = cv2.remap(labels, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
         if fill is not None:
-            valid = self.valid.view(np.uint8)
-            if (h, w) != (fh, fw):
-                valid = cv2.resize(valid, (w, h), interpolation=cv2.INTER_NEAREST)
-            out[valid == 0] = fill
+            out[self.lost_mask(h, w)] = fill
         return out
+
+    def _maps_at(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+        """Sampling maps at ``h`` x ``w`` (cached: a frame's labels and confidence share them)."""
+        cache = self._cache
+        if (h, w, "maps") not in cache:
+            fh, fw = self.back.shape[:2]
+            mx, my = _maps(self.back)
+            if (h, w) != (fh, fw):  # flow-pixel centres -> label-pixel centres (affine, so before the resize)
+                mx = cv2.resize((mx + 0.5) * np.float32(w / fw) - 0.5, (w, h), interpolation=cv2.INTER_LINEAR)
+                my = cv2.resize((my + 0.5) * np.float32(h / fh) - 0.5, (w, h), interpolation=cv2.INTER_LINEAR)
+            cache[h, w, "maps"] = mx, my
+        return cache[h, w, "maps"]
+
+    def lost_mask(self, h: int, w: int) -> np.ndarray:
+        """The untracked mask (bool) at ``h`` x ``w``, nearest neighbour."""
+        cache = self._cache
+        if (h, w, "lost") not in cache:
+            lost = ~self.valid
+            if lost.shape != (h, w):
+                lost = cv2.resize(lost.view(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).view(bool)
+            cache[h, w, "lost"] = lost
+        return cache[h, w, "lost"]
 
     def changed(self, labels: np.ndarray) -> float:
         """Share of pixels whose label this flow changes (``labels`` at flow size): motion where it matters."""

@@ -60,8 +60,10 @@ def square_scene(n: int, seed: int = 0) -> tuple[list[np.ndarray], list[np.ndarr
 class OracleEngine:
     """An engine that knows the true labels of each frame (by index) and counts its calls."""
 
-    def __init__(self, labels: list[np.ndarray], flicker: float = 0.0) -> None:
+    def __init__(self, labels: list[np.ndarray], flicker: float = 0.0,
+                 confidence: list[np.ndarray] | None = None, blip_confidence: int = 0) -> None:
         self.labels, self.flicker = labels, flicker
+        self.confidence, self.blip_confidence = confidence, blip_confidence
         self.info = ModelInfo(name="oracle", classes=("square", "background"), output="labels").with_classes(2)
         self.provider = "CPUExecutionProvider"
         self.calls: list[int] = []
@@ -78,6 +80,10 @@ class OracleEngine:
             flip = np.kron(blocks, np.ones((4, 4), bool))
             labels[flip] = 1 - labels[flip]
         frame.labels = labels
+        if self.confidence is not None:
+            frame.confidence = self.confidence[frame.index].copy()
+            if self.flicker and self.blip_confidence:
+                frame.confidence[flip] = self.blip_confidence  # the model is unsure of its blips
         frame.timings["infer"] = 0.0
 
 
@@ -177,6 +183,79 @@ def test_smooth_reduces_the_flip_rate_of_a_flickery_model() -> None:
     assert all(f.inferred for f in smoothed)
 
 
+def test_smooth_halves_the_flips_of_a_flickering_confident_model_and_keeps_agreement() -> None:
+    """The goal of --smooth on a flickery clip: half the flips, no agreement lost where it counts.
+
+    The model is sure of the scene (230) and unsure of its blips (90), as camvid-road is unsure
+    where it flickers. Agreement with the flickery every-frame output must fall: any filter
+    that removes flips disagrees with it on at least half the flips removed (see
+    docs/performance.md), so that is the bound checked; against the true labels it gains.
+    """
+    images, truth = square_scene(24)
+    confidence = [np.full(SIZE, 230, np.uint8) for _ in truth]
+
+    def oracle() -> OracleEngine:
+        return OracleEngine(truth, flicker=0.08, confidence=confidence, blip_confidence=90)
+
+    raw = [f.labels for f in run_engine(KeyframeEngine(oracle(), every=1), images)]
+    labels = [f.labels for f in run_engine(KeyframeEngine(oracle(), every=1, smooth=True), images)]
+    raw_flips, flips = flip_rate(raw), flip_rate(labels)
+    assert flips < 0.5 * raw_flips, (flips, raw_flips)
+    vs_truth = np.mean([np.mean(a == b) for a, b in zip(labels, truth)])
+    raw_vs_truth = np.mean([np.mean(a == b) for a, b in zip(raw, truth)])
+    assert vs_truth >= raw_vs_truth, (vs_truth, raw_vs_truth)  # the blips go, the moving square stays
+    vs_raw = np.mean([np.mean(a == b) for a, b in zip(labels, raw)])
+    assert vs_raw >= 1 - (raw_flips - flips), (vs_raw, raw_flips, flips)  # not far from the bound
+
+
+def test_smooth_weighs_votes_by_confidence() -> None:
+    """Two unsure outputs in a row do not change a confident label; two sure ones do."""
+    images, truth = square_scene(8)
+    for unsure, shows in ((60, False), (230, True)):
+        labels = [t.copy() for t in truth]
+        confidence = [np.full(SIZE, 230, np.uint8) for _ in truth]
+        for index in (4, 5):  # a patch of background says "square", twice
+            labels[index][4:14, 120:130] = 0
+            confidence[index][4:14, 120:130] = unsure
+        frames = run_engine(KeyframeEngine(OracleEngine(labels, confidence=confidence), every=1, smooth=True),
+                            images)
+        assert (frames[4].labels[4:14, 120:130] == 1).all()  # one output is never enough
+        assert (frames[5].labels[4:14, 120:130] == 0).all() == shows, unsure
+        assert (frames[6].labels[4:14, 120:130] == 1).all() or shows  # back to the background when it was a blip
+
+
+def replaced_scene(n: int, at: int) -> list[np.ndarray]:
+    """A still textured scene whose left part (45 % of the image) is new content from frame ``at``."""
+    before = np.dstack([texture(1, 0, 100), texture(2, 0, 100), texture(3, 0, 100)])
+    after = before.copy()
+    after[:, :72] = np.dstack([texture(4, 150, 250), texture(5, 150, 250), texture(6, 150, 250)])[:, :72]
+    return [before if i < at else after for i in range(n)]
+
+
+def test_auto_runs_the_model_when_the_carried_confidence_drops() -> None:
+    """New content the model was sure of before: its carried confidence falls (untracked pixels
+    carry none), and with the other triggers off, that alone brings a keyframe."""
+    images = replaced_scene(6, at=3)
+    labels = [np.ones(SIZE, np.uint8)] * 6
+    sure = [np.full(SIZE, 240, np.uint8)] * 6
+    unsure_there = [np.where(np.arange(SIZE[1]) < 72, 20, 240).astype(np.uint8)[None].repeat(SIZE[0], 0)] * 6
+    only_confidence = dict(every="auto", auto_change=1.0, auto_untracked=1.0, auto_max=100)
+    engine = KeyframeEngine(OracleEngine(labels, confidence=sure), **only_confidence)
+    frames = run_engine(engine, images)
+    assert [f.inferred for f in frames] == [True, False, False, True, False, False]
+    assert engine.reasons == {"start": 1, "confidence": 1}
+    assert engine._confidence_drop() < 0.01  # the new keyframe's confidence is carried intact
+    # the same new content where the model was unsure anyway, or a model without confidence: no keyframe
+    for confidence in (unsure_there, None):
+        engine = KeyframeEngine(OracleEngine(labels, confidence=confidence), **only_confidence)
+        assert [f.inferred for f in run_engine(engine, images)] == [True] + [False] * 5
+    # with its default threshold the confidence trigger stays quiet on the moving square
+    images, truth = square_scene(12)
+    engine = KeyframeEngine(OracleEngine(truth, confidence=[np.full(SIZE, 240, np.uint8)] * 12), every="auto")
+    run_engine(engine, images)
+    assert engine.reasons["confidence"] == 0, engine.reasons
+
+
 def test_stats_and_hud_count_inferred_and_propagated_frames() -> None:
     images, truth = square_scene(6)
     stats = PipelineStats()
@@ -240,3 +319,18 @@ def test_keyframe_bench_prints_the_table(tmp_path: Path, channel_model: Path, ca
                      "auto + smooth"]
     assert rows[0].split("|")[5].strip() == "100.00 / 100.00"  # every frame agrees with itself
     assert "N=3 pipeline / raw inference" in table and "propagation beats holding" in table
+
+
+def test_keyframe_bench_on_a_noisy_clip_scores_against_the_clean_frames(tmp_path: Path, channel_model: Path) -> None:
+    from rtseg.realtime.bench_keyframes import format_keyframe_table, run_keyframe_bench
+    from rtseg.realtime.engine import load_model
+
+    images, _ = square_scene(8)
+    clip = write_clip(tmp_path / "in.mp4", images, [40 * i for i in range(8)])
+    bench = run_keyframe_bench(load_model(str(channel_model)), str(clip), frames=8, repeats=1, noise=12,
+                               pipeline=False)
+    assert all(len(m.clean) == 8 for m in bench.modes)
+    table = format_keyframe_table(bench, "noisy")
+    assert "vs clean frames" in table and "Gaussian noise sigma 12" in table
+    smooth = next(line for line in table.splitlines() if line.startswith("smooth: "))
+    assert "clean frames' labels" in smooth and "for any filter removing these flips" in smooth
