@@ -119,8 +119,9 @@ def measure_stages(engine: Engine, source: str, frames: int = 120, *, infer_ever
         segmenter = KeyframeEngine(engine, every=infer_every)
     for frame in decoded[:3]:
         engine.segment(frame)  # warm-up (the keyframe wrapper starts fresh below)
-    _, pre = _timed(n, lambda: [preprocess(f.image, engine.info) for f in decoded])
     _, seg = _timed(n, lambda: [segmenter.segment(f) for f in decoded])
+    keyframes = [f for f in decoded if getattr(f, "inferred", True)]  # the model preprocesses only these
+    _, pre = _timed(n, lambda: [preprocess(f.image, engine.info) for f in keyframes])
     renderer = Renderer(engine.info)
     images, render = _timed(n, lambda: [renderer.render(f) for f in decoded])
     with tempfile.TemporaryDirectory(prefix="rtseg-stages-") as tmp:
