@@ -24,8 +24,11 @@ from rtseg.realtime.preview import preview_status
 from rtseg.realtime.progress import ProgressBar
 from rtseg.realtime.render import Renderer, hud_lines
 from rtseg.realtime.report import RunCheck, check_run
+from rtseg.realtime.session import CPU
 from rtseg.realtime.sources import Source, open_source
 from rtseg.realtime.stats import PipelineStats
+from rtseg.realtime.streams import StreamPlan, is_stateful, plan_streams, stateful_options
+from rtseg.realtime.thread_tuner import ThreadTuner, thread_candidates, tune_threads
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +84,7 @@ def _run(source: str | int | Source, options: RunOptions) -> RunResult:
     src = source if isinstance(source, Source) else open_source(source, options.source)  # cheap checks first
     try:
         stats = PipelineStats()
-        engine = _engine(options, stats, src)
+        engine, streams = _engine(options, stats, src)
         log.info("model %s on %s", engine.info.name, engine.provider)
         controls = Controls(view=options.render.view, alpha=options.render.alpha)
         hud = options.render.hud if options.render.hud is not None else out.display
@@ -97,7 +100,7 @@ def _run(source: str | int | Source, options: RunOptions) -> RunResult:
         raise
     with ProgressBar(src, enabled=out.progress) as bar:
         Pipeline(src, engine, renderer, sinks, controls=controls, stats=stats,
-                 stall_timeout=options.source.stall_timeout, progress=bar.update).run()
+                 stall_timeout=options.source.stall_timeout, progress=bar.update, workers=streams).run()
     if not src.live and controls.stop_reason is None and stats.written != stats.captured:
         raise RtsegError(f"internal error: {stats.captured} frames in but {stats.written} out")
     check = check_run(stats, src, sinks)
@@ -107,19 +110,36 @@ def _run(source: str | int | Source, options: RunOptions) -> RunResult:
     return RunResult(stats, output, engine.info.name, engine.provider, check)
 
 
-def _engine(options: RunOptions, stats: PipelineStats, src: Source | None = None) -> Engine:
+def _engine(options: RunOptions, stats: PipelineStats, src: Source) -> tuple[Engine, int]:
+    """The job's engine (the model and its wrappers) and how many inference streams run it."""
+    model = options.model
+    stateful = stateful_options(model.infer_every, model.smooth, options.render.instances)
+    streams = 1 if hasattr(model.model, "segment") and model.streams == "auto" else model.streams  # a given engine
+    plan = plan_streams(streams, model.threads, live=src.live, stateful=stateful, device=model.device)
+    engine = _build_engine(options, stats, src, plan)
+    if plan.streams > 1 and (is_stateful(engine) or engine.provider != CPU):
+        reason = "an instance model tracks objects from frame to frame" if is_stateful(engine) else \
+            f"the model runs on {engine.provider}"
+        if model.streams != "auto":
+            raise OptionError(f"--streams above 1 cannot be used here: {reason}")
+        plan = plan_streams(1, model.threads, live=src.live, stateful=stateful, device=model.device)
+        engine = _build_engine(options, stats, src, plan)
+    if plan.streams > 1:
+        stats.threads = plan  # its report goes into the run summary
+    return engine, plan.streams
+
+
+def _build_engine(options: RunOptions, stats: PipelineStats, src: Source, plan: StreamPlan) -> Engine:
     model = options.model
     if hasattr(model.model, "segment"):
         engine = model.model
-    elif model.threads == "auto":  # all cores or one fewer, measured on this job's first frames
-        from rtseg.realtime.thread_tuner import ThreadTuner, thread_candidates, tune_threads
-
+    elif plan.tune:  # all cores or one fewer, measured on this job's first frames
         candidates = thread_candidates()
         engine = tune_threads(load_model(model.model, device=model.device, threads=candidates[0]), candidates)
         if isinstance(engine, ThreadTuner):
             stats.threads = engine  # its report goes into the run summary
     else:
-        engine = load_model(model.model, device=model.device, threads=model.threads)
+        engine = load_model(model.model, device=model.device, threads=plan.threads)
     if model.infer_every != 1 or model.smooth:  # keyframes and smoothing live in the inference stage
         from rtseg.realtime.keyframes import KeyframeEngine, live_budget
 

@@ -39,6 +39,7 @@ class BenchResult:
     pipeline_cpu_ms: list[float] = field(default_factory=list)
     infer_every: int | str = 1
     preset: str = DEFAULT_PRESET
+    pipeline_threads: str | None = None  # how the pipeline ran the model (streams, tuned threads)
 
     def fps(self, mode: str) -> float:
         return statistics.median(self.samples[mode])
@@ -83,8 +84,11 @@ def naive_fps(engine: Engine, source: str, frames: int, output: Path, *, infer_e
 
 
 def run_bench(engine: Engine, source: str, frames: int = 120, repeats: int = 3, *, infer_every: int | str = 1,
-              preset: str = DEFAULT_PRESET) -> BenchResult:
-    """Measure the three modes and the stages ``repeats`` times, interleaved."""
+              preset: str = DEFAULT_PRESET, pipeline_model: dict | None = None) -> BenchResult:
+    """Measure the three modes and the stages ``repeats`` times, interleaved.
+
+    ``pipeline_model``: model options for the pipeline (the CLI's threads and streams);
+    default: ``engine`` itself, as raw inference and the naive loop run it."""
     with VideoSource(source, max_frames=frames) as src:
         images = [f.image for f in src]
     result = BenchResult(frames=len(images), infer_every=infer_every, preset=preset)
@@ -93,8 +97,9 @@ def run_bench(engine: Engine, source: str, frames: int = 120, repeats: int = 3, 
             result.samples["raw"].append(raw_fps(engine, images))
             result.samples["naive"].append(naive_fps(engine, source, frames, Path(tmp) / "naive.mp4",
                                                      infer_every=infer_every, preset=preset))
-            fps, cpu_ms = measure_pipeline(engine, source, frames, Path(tmp) / "pipe.mp4",
-                                           infer_every=infer_every, preset=preset)
+            fps, cpu_ms, result.pipeline_threads = measure_pipeline(
+                engine, source, frames, Path(tmp) / "pipe.mp4", infer_every=infer_every, preset=preset,
+                model=pipeline_model)
             result.samples["pipeline"].append(fps)
             result.pipeline_cpu_ms.append(cpu_ms)
             result.stage_samples.append(measure_stages(engine, source, frames, infer_every=infer_every,
@@ -117,6 +122,8 @@ def format_table(result: BenchResult, title: str) -> str:
               f"pipeline / naive loop = {pipe / naive:.2f} (goal >= 1.30)",
               f"({result.frames} frames, median of {len(result.samples['raw'])} interleaved runs; "
               f"x264 preset {result.preset}{keyframes})"]
+    if result.pipeline_threads:
+        lines.append(f"pipeline: {result.pipeline_threads}")
     if result.stage_samples:
         lines += ["", format_stage_table(result.stages(), "Each stage alone (CPU time counts every thread):")]
     return "\n".join(lines)

@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--infer-every", type=cli_types.every, default=1, metavar="N|auto",
                         help="run the naive loop, the pipeline and the stages with keyframe inference (1)")
+    parser.add_argument("--streams", type=cli_types.every, default="auto", metavar="N|auto",
+                        help="the pipeline's inference streams, as in rtseg --streams (auto)")
     parser.add_argument("--preset", choices=X264_PRESETS, default=DEFAULT_PRESET,
                         help=f"x264 preset of the encoded output ({DEFAULT_PRESET})")
     parser.add_argument("--keyframes", action="store_true",
@@ -53,8 +55,11 @@ def run(args: argparse.Namespace) -> int:
         return _keyframes(args, engine, source)
     if args.live:
         return _live(args, engine, source)
+    # The pipeline runs the model as `rtseg --source ... --output ...` would (threads, streams).
+    pipeline_model = None if getattr(engine, "path", None) is None else {
+        "model": str(engine.path), "device": args.device, "threads": args.threads or "auto", "streams": args.streams}
     result = run_bench(engine, source, frames=args.frames, repeats=args.repeats, infer_every=args.infer_every,
-                       preset=args.preset)
+                       preset=args.preset, pipeline_model=pipeline_model)
     threads = args.threads or "auto"
     title = (f"model {engine.info.name} on {engine.provider} (threads {threads}), "
              f"{os.path.basename(source)}, {os.cpu_count()} CPU cores")

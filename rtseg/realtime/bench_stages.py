@@ -18,7 +18,6 @@ limit the pipeline's fps is compared with.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rtseg.realtime.app import process
+from rtseg.realtime.cpu import available_cores
 from rtseg.realtime.engine import Engine
 from rtseg.realtime.frame import Frame
 from rtseg.realtime.options import DEFAULT_PRESET
@@ -86,14 +86,6 @@ class StageCosts:
         return None if self.pipeline_fps is None else self.pipeline_fps / self.limit_fps
 
 
-def available_cores() -> int:
-    """Cores this process may run on (its affinity mask, else the machine's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def _timed(frames: int, body: Callable[[], object]) -> tuple[object, Cost]:
     c0, w0 = time.process_time(), time.perf_counter()
     result = body()
@@ -140,17 +132,17 @@ def measure_stages(engine: Engine, source: str, frames: int = 120, *, infer_ever
 
 
 def measure_pipeline(engine: Engine, source: str, frames: int, output: Path, *, infer_every: int | str = 1,
-                     preset: str = DEFAULT_PRESET) -> tuple[float, float]:
-    """The threaded pipeline's fps and CPU milliseconds per frame on the same job."""
+                     preset: str = DEFAULT_PRESET, model: dict | None = None) -> tuple[float, float, str | None]:
+    """The threaded pipeline's fps, CPU milliseconds per frame and how it ran the model (the
+    summary's thread report) on the same job. ``model``: the model options to run it with
+    (e.g. ``{"model": path, "threads": "auto", "streams": "auto"}``, as the CLI does);
+    default: ``engine`` itself, one frame at a time."""
     c0, w0 = time.process_time(), time.perf_counter()
-    result = process(VideoSource(source, max_frames=frames), output, model=engine, infer_every=infer_every,
-                     preset=preset, hud=False, progress=False)
+    result = process(VideoSource(source, max_frames=frames), output, **(model or {"model": engine}),
+                     infer_every=infer_every, preset=preset, hud=False, progress=False)
     written = max(1, result.stats.written)
-    return written / (time.perf_counter() - w0), 1000 * (time.process_time() - c0) / written
-
-
-def with_pipeline(costs: StageCosts, fps: float, cpu_ms: float) -> StageCosts:
-    return StageCosts(costs.stages, costs.cores, fps, cpu_ms)
+    fps, cpu_ms = written / (time.perf_counter() - w0), 1000 * (time.process_time() - c0) / written
+    return fps, cpu_ms, result.stats.summary()["threads"]
 
 
 def format_stage_table(costs: StageCosts, title: str = "") -> str:

@@ -24,6 +24,7 @@ import numpy as np
 from rtseg.contract import CONFIDENCE_OUTPUT
 from rtseg.errors import OptionError
 from rtseg.realtime.frame import Frame
+from rtseg.realtime.wrapper import EngineWrapper
 
 __all__ = ["CONFIDENCE_OUTPUT", "DEFAULT_MIN_CONFIDENCE", "UNKNOWN_LABEL", "ConfidenceGate", "gate_engine",
            "gate_labels", "mean_confidence", "split_unknown", "threshold_uint8", "top_probability_uint8"]
@@ -105,7 +106,7 @@ def gate_engine(engine, min_confidence: float | None):
     return ConfidenceGate(engine, min_confidence) if min_confidence > 0 else engine
 
 
-class ConfidenceGate:
+class ConfidenceGate(EngineWrapper):
     """An engine wrapper: run ``engine``, then mark pixels below ``min_confidence`` unknown.
 
     Raises:
@@ -120,23 +121,11 @@ class ConfidenceGate:
         if len(engine.info.classes) > UNKNOWN_LABEL:
             raise OptionError(f"--min-confidence needs a model with at most {UNKNOWN_LABEL} classes "
                               f"(label {UNKNOWN_LABEL} marks unknown pixels)")
-        self.engine = engine
-        self.info = engine.info
-        self.provider = engine.provider
+        super().__init__(engine)
         self.threshold = threshold_uint8(min_confidence)
-
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        frame = Frame(image=image, index=0)
-        self.segment(frame)
-        return frame.labels
 
     def segment(self, frame: Frame) -> None:
         """The wrapped engine's labels, with unknown where the confidence is below the threshold."""
         self.engine.segment(frame)
         if frame.confidence is not None:
             frame.labels = gate_labels(frame.labels, frame.confidence, self.threshold)
-
-    def __getattr__(self, name: str):  # path, reset, ... of the wrapped engine
-        if name == "engine":  # not set yet (copy, unpickling): no recursion
-            raise AttributeError(name)
-        return getattr(self.engine, name)

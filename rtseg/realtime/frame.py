@@ -33,6 +33,8 @@ class Frame:
             output, at the image's size), or None when the model has none.
         instances: the frame's instances, tracks and counts (``--instances``), set once per
             frame by the instance stage; the annotator, JSONL, HUD and preview read it.
+        seq: the frame's position among the frames the pipeline read (set by its capture
+            thread); with several inference streams, frames are written back in this order.
 
     Example:
         >>> f = Frame(image=np.zeros((2, 4, 3), np.uint8), index=0)
@@ -52,6 +54,7 @@ class Frame:
     inferred: bool = True
     confidence: np.ndarray | None = None
     instances: FrameInstances | None = None
+    seq: int = 0
 
     def __post_init__(self) -> None:
         if not (isinstance(self.image, np.ndarray) and self.image.dtype == np.uint8

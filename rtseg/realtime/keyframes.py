@@ -39,6 +39,7 @@ from rtseg.realtime.engine import Engine
 from rtseg.realtime.flow import FlowField, FlowTracker
 from rtseg.realtime.frame import Frame
 from rtseg.realtime.stats import PipelineStats
+from rtseg.realtime.wrapper import EngineWrapper
 
 NO_CONFIDENCE = 128  # the vote of a model without a confidence output (uint8 probability)
 DEFERRABLE = ("moved", "untracked", "confidence")  # auto's reasons a late live frame may skip
@@ -70,7 +71,7 @@ class _Key:
     mean_confidence: float = 0.0  # for ``auto``: its mean, 0..1
 
 
-class KeyframeEngine:
+class KeyframeEngine(EngineWrapper):
     """An engine that runs ``engine`` on keyframes and propagates labels in between.
 
     Args:
@@ -104,6 +105,8 @@ class KeyframeEngine:
         >>> labels = [engine(image) for image in video_frames]  # doctest: +SKIP
     """
 
+    stateful = True
+
     def __init__(self, engine: Engine, every: int | str = 1, smooth: bool = False, *,
                  stats: PipelineStats | None = None, max_untracked: float = 0.3, cut: float = 0.7,
                  auto_max: int = 4, auto_change: float = 0.024, auto_untracked: float = 0.12,
@@ -114,9 +117,8 @@ class KeyframeEngine:
             raise ValueError(f"every must be a whole number >= 1 or 'auto', got {every!r}")
         if not 0.0 <= memory < 1.0:
             raise ValueError(f"memory must be in [0, 1), got {memory!r}")
-        self.engine, self.every, self.smooth, self.stats = engine, every, smooth, stats
-        self.info, self.provider = engine.info, engine.provider
-        self.path = getattr(engine, "path", None)
+        super().__init__(engine)
+        self.every, self.smooth, self.stats = every, smooth, stats
         self.max_untracked, self.cut = max_untracked, cut
         self.auto_max, self.auto_change, self.auto_untracked = auto_max, auto_change, auto_untracked
         self.auto_confidence, self.behind, self.clock = auto_confidence, behind, clock
@@ -133,12 +135,6 @@ class KeyframeEngine:
         self._key: _Key | None = None
         self._previous: np.ndarray | None = None
         self._since = 0
-
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        """Label map of the next frame of a video (see :meth:`segment`)."""
-        frame = Frame(image=image, index=0)
-        self.segment(frame)
-        return frame.labels
 
     def segment(self, frame: Frame) -> None:
         """Set ``frame.labels`` and ``frame.inferred``; records flow/propagate timings."""

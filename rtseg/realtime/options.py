@@ -77,6 +77,9 @@ class ModelOptions:
         infer_every: run the model on every N-th frame and carry its labels to the frames
             between by optical flow; ``"auto"``: when the scene has moved enough.
         smooth: smooth labels over time (fewer flickering pixels).
+        streams: frames the model segments at once, each on its own thread (files only, on the
+            CPU, without per-frame state); ``"auto"``: 2 for files where that is possible
+            (:mod:`rtseg.realtime.streams`), else 1. ``threads`` is then the total.
     """
 
     model: Any = None
@@ -84,6 +87,7 @@ class ModelOptions:
     threads: int | str | None = "auto"
     infer_every: int | str = 1
     smooth: bool = False
+    streams: int | str = "auto"
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -91,6 +95,8 @@ class ModelOptions:
         if self.threads != "auto" and not (self.threads is None or (isinstance(self.threads, int)
                                                                     and self.threads >= 0)):
             raise OptionError(f"threads must be 'auto' or a whole number >= 0, got {self.threads!r}")
+        if self.streams != "auto" and not (isinstance(self.streams, int) and self.streams >= 1):
+            raise OptionError(f"streams must be 'auto' or a whole number >= 1, got {self.streams!r}")
         if self.infer_every != "auto" and not (isinstance(self.infer_every, int) and self.infer_every >= 1):
             raise OptionError(f"infer_every must be a whole number >= 1 or 'auto', got {self.infer_every!r}")
 

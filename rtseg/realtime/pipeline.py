@@ -1,6 +1,6 @@
 """Wire source -> engine -> renderer -> sinks across three threads; own nothing else.
 
-    capture thread --q_in--> inference thread --q_out--> render thread (render + sinks)
+    capture thread --q_in--> inference thread(s) --q_out--> render thread (render + sinks)
 
 The caller's thread supervises: it updates the progress bar, watches live sources for
 stalls (the one stall detector), and turns SIGINT, SIGTERM and SIGHUP into a drain (stop
@@ -10,9 +10,11 @@ exception in any worker hard-stops all of them and is re-raised in the caller's 
 
 Live sources (cameras, streams) use queues of two slots that drop their oldest frame, so
 inference works on the newest frames and a frame is dropped only when the model is behind;
-files use small blocking queues, so every frame comes out. The capture thread is a daemon
-because a camera read can block forever inside a driver; the other two always finish
-within one step of a stop and are joined.
+files use small blocking queues, so every frame comes out. Files may use several inference
+threads (``workers``, see :mod:`rtseg.realtime.streams`); the render thread then writes the
+frames back in the order they were read. The capture thread is a daemon because a camera
+read can block forever inside a driver; the others always finish within one step of a stop
+and are joined.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from rtseg.errors import PipelineError, RtsegError, SourceStalledError
 from rtseg.realtime import queues
 from rtseg.realtime.controls import Controls
 from rtseg.realtime.engine import Engine
+from rtseg.realtime.frame import Frame
 from rtseg.realtime.options import SourceOptions
 from rtseg.realtime.render import Renderer
 from rtseg.realtime.sinks import Sink
@@ -68,6 +71,8 @@ class Pipeline:
             model gets them first (Linux; no-op elsewhere).
         handle_signals: route SIGINT/SIGTERM/SIGHUP to ``controls`` while running (only
             from the main thread).
+        workers: inference threads calling ``engine.segment`` at once (files only; the
+            engine must keep no state from frame to frame).
 
     Example:
         >>> stats = Pipeline(source, engine, renderer, [sink]).run()  # doctest: +SKIP
@@ -77,8 +82,11 @@ class Pipeline:
                  controls: Controls | None = None, stats: PipelineStats | None = None,
                  stall_timeout: float = SourceOptions.stall_timeout, drain_timeout: float = DRAIN_TIMEOUT,
                  queue_size: int = FILE_QUEUE_SIZE, progress: Callable[[PipelineStats], None] | None = None,
-                 yield_to_inference: bool = True, handle_signals: bool = True) -> None:
+                 yield_to_inference: bool = True, handle_signals: bool = True, workers: int = 1) -> None:
+        if workers < 1 or (workers > 1 and source.live):
+            raise ValueError(f"workers must be 1 for a live source and at least 1 otherwise, got {workers}")
         self.source, self.engine, self.renderer, self.sinks = source, engine, renderer, list(sinks)
+        self.workers = workers
         self.controls = controls or renderer.controls
         self.stats = stats or PipelineStats()
         self.stall_timeout, self.drain_timeout = stall_timeout, drain_timeout
@@ -103,7 +111,8 @@ class Pipeline:
         """
         threads = [
             threading.Thread(target=self._guard, args=("capture", self._capture), name="rtseg-capture", daemon=True),
-            threading.Thread(target=self._guard, args=("inference", self._infer), name="rtseg-inference"),
+            *(threading.Thread(target=self._guard, args=("inference", self._infer), name=f"rtseg-inference-{n}")
+              for n in range(self.workers)),
             threading.Thread(target=self._guard, args=("render", self._render), name="rtseg-render"),
         ]
         signals = _signals_to(self.controls, self.stats) if self.handle_signals else contextlib.nullcontext()
@@ -113,6 +122,8 @@ class Pipeline:
             try:
                 self._supervise()
             finally:
+                if self._rendered_all.is_set():  # every frame is out: the threads are returning
+                    self._join(threads, timeout=1.0)
                 if any(t.is_alive() for t in threads):
                     self.controls.force_stop("shutdown")
                 self.source.interrupt()
@@ -211,6 +222,7 @@ class Pipeline:
     def _capture(self) -> None:
         frames = iter(self.source)
         forced, stats = self.controls.forced, self.stats
+        seq = 0
         try:
             while not self.controls.stopping:
                 t0 = time.perf_counter()
@@ -219,6 +231,7 @@ class Pipeline:
                 except StopIteration:
                     break
                 now = time.perf_counter()
+                frame.seq, seq = seq, seq + 1
                 frame.timings["capture"] = now - t0
                 stats.captured_frame(now)
                 if not queues.put(self.q_in, frame, forced, self.policy, stats.dropped_frame):
@@ -227,7 +240,8 @@ class Pipeline:
             close = getattr(frames, "close", None)
             if close is not None:
                 close()  # ends the source's generator (a camera releases its device here)
-            queues.put(self.q_in, queues.END, forced, self.policy, stats.dropped_frame)
+            for _ in range(self.workers):  # one end marker per inference thread
+                queues.put(self.q_in, queues.END, forced, self.policy, stats.dropped_frame)
 
     def _infer(self) -> None:
         forced, stats = self.controls.forced, self.stats
@@ -245,10 +259,7 @@ class Pipeline:
         with ExitStack() as stack:
             for sink in self.sinks:
                 stack.enter_context(sink)
-            while True:
-                frame = queues.get(self.q_out, self.controls.forced)
-                if frame is queues.END:
-                    break
+            for frame in self._in_order():
                 image = self.renderer.render(frame)
                 t0 = time.perf_counter()
                 for sink in self.sinks:
@@ -259,6 +270,28 @@ class Pipeline:
                 self._wait_while_paused()
         if not self.controls.forced.is_set():
             self._rendered_all.set()
+
+    def _in_order(self) -> Iterator[Frame]:
+        """The segmented frames, in the order they were read, until every inference thread ended.
+
+        One inference thread hands them over in order. With several, a frame that overtook an
+        earlier one waits here; the earlier one is being segmented, so the wait is about one
+        frame's inference.
+        """
+        pending: dict[int, Frame] = {}
+        ended, next_seq = 0, 0  # the capture thread numbers frames from 0, and a file drops none
+        while ended < self.workers:
+            frame = queues.get(self.q_out, self.controls.forced)
+            if frame is queues.END:
+                ended += 1
+                continue
+            if self.workers == 1:
+                yield frame
+                continue
+            pending[frame.seq] = frame
+            while next_seq in pending:
+                yield pending.pop(next_seq)
+                next_seq += 1
 
     def _wait_while_paused(self) -> None:
         while self.controls.paused and not self.controls.stopping:

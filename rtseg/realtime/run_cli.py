@@ -67,8 +67,12 @@ def _add_model_flags(mdl: argparse._ArgumentGroup) -> None:
                           f"(default: {default_model_name()})")
     mdl.add_argument("--device", choices=DEVICES, default=MDL.device, help="auto: CUDA when usable, else CPU")
     mdl.add_argument("--threads", type=cli_types.threads, default=MDL.threads, metavar="N|auto",
-                     help="onnxruntime intra-op threads; auto: all cores or one fewer, whichever runs the job "
-                          "faster, measured in its first frames (auto); 0: onnxruntime's choice")
+                     help="onnxruntime intra-op threads, shared by the --streams; auto: all cores (one stream: "
+                          "all cores or one fewer, whichever runs the job faster, measured on its first frames); "
+                          "0: onnxruntime's choice (auto)")
+    mdl.add_argument("--streams", type=cli_types.every, default=MDL.streams, metavar="N|auto",
+                     help="frames the model segments at once, each on its own thread (files on the CPU; not with "
+                          "--infer-every, --smooth, --instances); auto: 2 where possible, else 1")
     mdl.add_argument("--infer-every", type=cli_types.every, default=MDL.infer_every, metavar="N|auto",
                      help="run the model on every N-th frame, carry labels between by optical flow; "
                           "auto: when the scene moved enough (1)")
@@ -156,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         source=SourceOptions(max_pixels=args.max_pixels, camera_size=args.camera_size, camera_fps=args.camera_fps,
                              timeout=args.timeout, stall_timeout=args.stall_timeout, live=args.live, fps=args.fps,
                              realtime=args.realtime, reconnect=args.reconnect, reconnect_max=args.reconnect_max),
-        model=ModelOptions(model=args.model, device=args.device, threads=args.threads,
+        model=ModelOptions(model=args.model, device=args.device, threads=args.threads, streams=args.streams,
                            infer_every=args.infer_every, smooth=args.smooth),
         render=RenderOptions(view=args.view, alpha=args.alpha, classes=args.classes, hide=args.hide,
                              legend=args.legend, hud=args.hud, min_confidence=args.min_confidence,

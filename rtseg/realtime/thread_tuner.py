@@ -21,9 +21,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from rtseg.realtime.bench_stages import available_cores
+from rtseg.realtime.cpu import available_cores
 from rtseg.realtime.frame import Frame
 from rtseg.realtime.session import CPU, create_session
+from rtseg.realtime.wrapper import EngineWrapper
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def thread_candidates(cores: int | None = None) -> tuple[int, ...]:
     return (n, n - 1) if n <= 8 else (n, n - 2)
 
 
-class ThreadTuner:
+class ThreadTuner(EngineWrapper):
     """An engine that picks its intra-op thread count from ``candidates`` while it runs.
 
     Attributes:
@@ -44,11 +45,14 @@ class ThreadTuner:
         cycles_ms: candidate -> median cycle in ms, once chosen.
     """
 
+    stateful = True  # its trial assumes one call at a time
+
     def __init__(self, engine: Any, candidates: tuple[int, ...] | None = None, *, window: int = 10,
                  rounds: int = 2, warmup: int = 3, margin: float = 0.05,
                  clock: Callable[[], float] = time.perf_counter,
                  open_session: Callable[[Any, int], Any] | None = None) -> None:
-        self.engine, self.clock = engine, clock
+        super().__init__(engine)
+        self.clock = clock
         self.open_session = open_session or (lambda path, count: create_session(path, "cpu", count))
         self.candidates = tuple(candidates or thread_candidates())
         self.window, self.rounds, self.warmup, self.margin = window, rounds, warmup, margin
@@ -60,14 +64,6 @@ class ThreadTuner:
         self._cycles: dict[int, list[float]] = {c: [] for c in self.candidates}
         self.chosen: int | None = None if self._slots else self.candidates[0]
         self.cycles_ms: dict[int, float] = {}
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.engine, name)
-
-    def __call__(self, image):
-        frame = Frame(image=image, index=0)
-        self.segment(frame)
-        return frame.labels
 
     @property
     def report(self) -> str:

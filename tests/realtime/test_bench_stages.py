@@ -39,7 +39,7 @@ def test_measured_stages_cover_every_stage_and_the_pipeline_spends_cpu(tmp_path:
     assert list(costs.stages) == ["decode", "preprocess", "inference", "render", "encode"]
     assert costs.stages["decode"].cpu_ms > 0 and costs.stages["encode"].cpu_ms > 0
     assert costs.cores == 2 and costs.limit_fps > 0
-    fps, cpu_ms = measure_pipeline(engine, str(clip), 10, tmp_path / "out.mp4")
+    fps, cpu_ms, threads = measure_pipeline(engine, str(clip), 10, tmp_path / "out.mp4")
     assert fps > 0 and cpu_ms > 0
     keyframes = measure_stages(engine, str(clip), frames=10, infer_every=3, cores=2)
     assert set(keyframes.stages) == set(costs.stages)

@@ -31,6 +31,7 @@ class FakeEngine:
 
     provider = CPU
     path = Path("model.onnx")
+    info = None
 
     def __init__(self, clock: Clock, cycle_ms: dict[int, float], threads: int) -> None:
         self.clock, self.cycle_ms, self.session = clock, cycle_ms, threads
@@ -88,8 +89,8 @@ def test_non_cpu_engines_are_not_wrapped(channel_model: Path) -> None:
 
 def test_auto_threads_give_the_same_labels_and_report_the_choice(tmp_path: Path, channel_model: Path) -> None:
     clip = make_video(tmp_path / "in.mp4", n=40, width=96, height=64, noise=True)
-    auto = process(str(clip), None, model=str(channel_model), threads="auto", save_masks=tmp_path / "auto",
-                   progress=False)
+    auto = process(str(clip), None, model=str(channel_model), threads="auto", streams=1,
+                   save_masks=tmp_path / "auto", progress=False)
     fixed = process(str(clip), None, model=str(channel_model), threads=1, save_masks=tmp_path / "one",
                     progress=False)
     assert auto.stats.written == fixed.stats.written == 40

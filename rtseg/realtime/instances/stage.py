@@ -17,8 +17,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-import numpy as np
-
 from rtseg.errors import ModelError
 from rtseg.realtime.engine import Engine
 from rtseg.realtime.frame import Frame
@@ -26,6 +24,7 @@ from rtseg.realtime.instances.components import find_instances
 from rtseg.realtime.instances.counting import CountLine, LineCounter
 from rtseg.realtime.instances.records import FrameInstances, thing_classes
 from rtseg.realtime.instances.tracker import Tracker
+from rtseg.realtime.wrapper import EngineWrapper
 
 
 def makes_instances(engine: object) -> bool:
@@ -37,7 +36,7 @@ def makes_instances(engine: object) -> bool:
     return False
 
 
-class InstanceEngine:
+class InstanceEngine(EngineWrapper):
     """An engine that adds tracked instances and counts to every frame.
 
     Args:
@@ -49,7 +48,8 @@ class InstanceEngine:
             ``things`` metadata, else car/pedestrian/bicyclist-like names.
         tracker: a configured :class:`Tracker` (default settings otherwise).
 
-    The wrapper is stateful: consecutive calls are frames of one video.
+    The wrapper is stateful: consecutive calls are frames of one video (calling it
+    segments the next frame; its instances are on :attr:`latest`).
 
     Example:
         >>> engine = InstanceEngine(load_model(), count_line=(0, 300, 960, 300))  # doctest: +SKIP
@@ -58,11 +58,11 @@ class InstanceEngine:
         {'car': 3, 'pedestrian': 0, 'bicyclist': 0}
     """
 
+    stateful = True
+
     def __init__(self, engine: Engine, *, count_line: Sequence[float] | None = None, min_area: int | None = None,
                  split: bool = False, things: Sequence[str] | None = None, tracker: Tracker | None = None) -> None:
-        self.engine = engine
-        self.info, self.provider = engine.info, engine.provider
-        self.path = getattr(engine, "path", None)
+        super().__init__(engine)
         self.makes_instances = makes_instances(engine)
         try:
             self.things = thing_classes(engine.info, tuple(things) if things is not None else None)
@@ -77,12 +77,6 @@ class InstanceEngine:
         self.line = CountLine(count_line) if count_line is not None else None
         self.counter = LineCounter(self.line, self.class_names) if self.line is not None else None
         self.latest: FrameInstances | None = None
-
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        """Label map of the next frame of a video (instances are on :attr:`latest`)."""
-        frame = Frame(image=image, index=0)
-        self.segment(frame)
-        return frame.labels
 
     def segment(self, frame: Frame) -> None:
         """Run the model, then set ``frame.instances``; records the ``instances`` time."""
