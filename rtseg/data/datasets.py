@@ -36,9 +36,21 @@ def parse_data_spec(spec: str) -> tuple[str, Path]:
 
 def open_dataset(spec: str, split: str, transforms: Callable | None = None,
                  cache: bool = False) -> SegmentationDataset:
-    """Open a dataset from a ``KIND:PATH`` spec for one split (``train``/``val``/...)."""
+    """Open a dataset from a ``KIND:PATH`` spec for one split (``train``/``val``/...), or for
+    several joined with ``+`` (``train+val``: one dataset holding both, in that order)."""
     kind, path = parse_data_spec(spec)
-    return READERS[kind](path, split, transforms=transforms, cache=cache)
+    names = split.split("+")
+    if len(names) == 1:
+        return READERS[kind](path, split, transforms=transforms, cache=cache)
+    if len(set(names)) != len(names) or not all(names):
+        raise DatasetError(f"split {split!r}: name each split once, joined with '+' (e.g. train+val)")
+    parts = [READERS[kind](path, name, cache=cache) for name in names]
+    first = parts[0]
+    for name, part in zip(names[1:], parts[1:]):
+        if (part.classes, part.ignore_index) != (first.classes, first.ignore_index):
+            raise DatasetError(f"split {split!r}: {name} has other classes or another ignored label than {names[0]}")
+    return SegmentationDataset([s for part in parts for s in part.samples], first.classes, first.ignore_index,
+                               transforms=transforms, cache=cache, name=f"{first.name} ({split})")
 
 
 def _guess_kind(path: Path) -> str:

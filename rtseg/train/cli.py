@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a recipe file (e.g. configs/train/camvid-road.yaml); flags given here override it")
     p.add_argument("--data", help=f"KIND:PATH, KIND one of {', '.join(KINDS)} (required)")
     p.add_argument("--val-data", help="validation data spec (default: --data with --val-split)")
+    p.add_argument("--train-split", default="train",
+                   help="split(s) to train on, joined with + (default: train; train+val for a final model)")
     p.add_argument("--val-split", default="val", help="split name for validation (default: val)")
     p.add_argument("--task", choices=("semantic", "instance"), default="semantic",
                    help="semantic: a label-map model; instance: fine-tune a Mask R-CNN on labelme/COCO polygons, "
@@ -146,6 +148,11 @@ def run(args: argparse.Namespace) -> int:
         result = f"best held-out mask AP {100 * best:.1f}" if best >= 0 else "no evaluation run"
         print(f"{result}; outputs in {summary['out']} (rtseg export {summary['out']}/model_best.pth)")
         return 0
+    joined = args.train_split.split("+")
+    if len(joined) > 1 and args.val_every and not args.val_data and args.val_split in joined:
+        raise RtsegError(f"--train-split {args.train_split} trains on the {args.val_split} split, so validating on "
+                         "it would score training frames: add --val-every 0 (the last epoch is the model) or "
+                         "give --val-data")
     if args.arch in INSTANCE_ARCHITECTURES:
         raise RtsegError(f"--arch {args.arch} is an instance model: add --task instance")
     if args.lr is None:

@@ -227,7 +227,7 @@ def setup(args: argparse.Namespace) -> Run:
 
 def make_loaders(args: argparse.Namespace, device: torch.device):
     """(training set, its shuffling loader, validation loader or None, the loader's generator)."""
-    train_set = get_dataset(args.data, "train", cache=args.cache)
+    train_set = get_dataset(args.data, args.train_split, cache=args.cache)
     val_set = get_dataset(args.val_data or args.data, args.val_split, cache=args.cache) if args.val_every else None
     ignore = train_set.ignore_index
     if val_set is not None and val_set.classes != train_set.classes:

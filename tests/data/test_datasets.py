@@ -151,3 +151,17 @@ def test_unknown_kind_and_missing_path(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="cannot tell the dataset kind"):
         parse_data_spec(str(tmp_path / "empty"))
+
+
+def test_splits_joined_with_plus_make_one_dataset(camvid_dir):
+    write_image(camvid_dir / "val" / "v0.png", seed=9)
+    write_mask(camvid_dir / "valannot" / "v0.png", np.full((24, 32), 5, np.uint8))
+    (camvid_dir / "val.txt").write_text("val/v0.png valannot/v0.png\n")
+    both = open_dataset(f"camvid:{camvid_dir}", "train+val")
+    assert len(both) == 3 and [s.image.name for s in both.samples] == ["f0.png", "f1.png", "v0.png"]
+    assert both.classes == open_dataset(f"camvid:{camvid_dir}", "val").classes
+    assert (both.load(2)[1] == 5).all()
+    with pytest.raises(DatasetError, match="name each split once"):
+        open_dataset(f"camvid:{camvid_dir}", "train+train")
+    with pytest.raises(DatasetError):
+        open_dataset(f"camvid:{camvid_dir}", "train+test")  # no test.txt

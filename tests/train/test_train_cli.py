@@ -60,3 +60,16 @@ def test_train_without_train_extra_stops_before_any_work(shapes_dir, tmp_path, c
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "pip install 'rtseg[train]'" in err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.timeout(120)
+def test_train_on_train_plus_val_refuses_to_validate_on_val(shapes_dir, tmp_path, capsys):
+    args = ["train", "--data", f"masks:{shapes_dir}", "--train-split", "train+val", "--arch", "effl0_lraspp",
+            "--scratch", "--batch-size", "2", "--crop", "32", "32", "--max-steps", "1", "--threads", "1",
+            "--epochs", "1", "--out", str(tmp_path / "o"), "--no-progress"]
+    assert cli_main(args) == 2
+    err = capsys.readouterr().err
+    assert "trains on the val split" in err and "--val-every 0" in err and err.count("\n") == 1
+    assert cli_main(args + ["--val-every", "0"]) == 0
+    best = torch.load(tmp_path / "o" / "model_best.pth", weights_only=True)
+    assert best["epoch"] == 1 and best["args"]["train_split"] == "train+val"
