@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rtseg.realtime.app import process
-from rtseg.realtime.cpu import available_cores
+from rtseg.realtime.cpu import available_cores, opencv_threads_for_pipeline
 from rtseg.realtime.engine import Engine
 from rtseg.realtime.frame import Frame
 from rtseg.realtime.options import DEFAULT_PRESET
@@ -94,7 +94,14 @@ def _timed(frames: int, body: Callable[[], object]) -> tuple[object, Cost]:
 
 def measure_stages(engine: Engine, source: str, frames: int = 120, *, infer_every: int | str = 1,
                    preset: str = DEFAULT_PRESET, cores: int | None = None) -> StageCosts:
-    """Each stage alone on the first ``frames`` frames of ``source`` (see the module doc)."""
+    """Each stage alone on the first ``frames`` frames of ``source`` (see the module doc), with
+    OpenCV's threads set as the pipeline sets them."""
+    with opencv_threads_for_pipeline():
+        return _measure_stages(engine, source, frames, infer_every, preset, cores)
+
+
+def _measure_stages(engine: Engine, source: str, frames: int, infer_every: int | str, preset: str,
+                    cores: int | None) -> StageCosts:
     def decode() -> list[Frame]:
         with VideoSource(source, max_frames=frames) as src:
             return list(src)

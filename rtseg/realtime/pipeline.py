@@ -34,6 +34,7 @@ from contextlib import ExitStack
 from rtseg.errors import PipelineError, RtsegError, SourceStalledError
 from rtseg.realtime import queues
 from rtseg.realtime.controls import Controls
+from rtseg.realtime.cpu import opencv_threads_for_pipeline
 from rtseg.realtime.engine import Engine
 from rtseg.realtime.frame import Frame
 from rtseg.realtime.options import SourceOptions
@@ -116,7 +117,7 @@ class Pipeline:
             threading.Thread(target=self._guard, args=("render", self._render), name="rtseg-render"),
         ]
         signals = _signals_to(self.controls, self.stats) if self.handle_signals else contextlib.nullcontext()
-        with signals:
+        with signals, opencv_threads_for_pipeline():
             for thread in threads:
                 thread.start()
             try:

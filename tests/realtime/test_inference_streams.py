@@ -148,3 +148,26 @@ def test_stateful_jobs_run_one_stream_and_say_why_when_asked_for_more(tmp_path: 
     with pytest.raises(OptionError, match="cannot be combined with --smooth"):
         process(str(clip), tmp_path / "o.mp4", model=str(channel_model), smooth=True, streams=2, progress=False)
     assert is_stateful(EngineWrapper(load_model("otsu"))) is False
+
+
+def test_opencv_uses_one_thread_during_a_run_on_small_machines(tmp_path: Path, monkeypatch) -> None:
+    import cv2
+
+    import rtseg.realtime.cpu as cpu
+
+    seen: list[int] = []
+
+    class Spy(EngineWrapper):
+        def segment(self, frame: Frame) -> None:
+            seen.append(cv2.getNumThreads())
+            super().segment(frame)
+
+    clip = make_video(tmp_path / "in.mp4", n=4)
+    otsu = load_model("otsu")
+    before = cv2.getNumThreads()
+    for cores, expected in ((2, 1), (64, before)):
+        monkeypatch.setattr(cpu, "available_cores", lambda cores=cores: cores)
+        seen.clear()
+        Pipeline(VideoSource(str(clip)), Spy(otsu), Renderer(otsu.info), [ListSink()]).run()
+        assert seen and set(seen) == {expected}
+        assert cv2.getNumThreads() == before, "the process's OpenCV setting is restored"
