@@ -25,26 +25,21 @@ from rtseg.realtime.engine import load_model
 from rtseg.realtime.options import RunOptions
 from rtseg.realtime.session import CUDA
 from rtseg.realtime.sources import open_source
+from rtseg.realtime.wrapper import EngineWrapper
 
 log = logging.getLogger(__name__)
 
 
-class CountingEngine:
+class CountingEngine(EngineWrapper):
     """An engine that counts the frames it segments (read from another thread for progress)."""
 
     def __init__(self, engine: Any) -> None:
-        self.inner = engine
+        super().__init__(engine)
         self.frames = 0
 
     def segment(self, frame) -> None:
-        self.inner.segment(frame)
+        self.engine.segment(frame)
         self.frames += 1
-
-    def __call__(self, image):
-        return self.inner(image)
-
-    def __getattr__(self, name: str):
-        return getattr(self.inner, name)  # info, provider, path ...
 
 
 class Worker:
