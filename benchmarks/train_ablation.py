@@ -51,6 +51,7 @@ ROWS: dict[str, tuple[str, dict | None]] = {
     "median-weights": ("cross-entropy with median-frequency class weights (no OHEM)",
                        {"ohem": False, "class_weights": "median"}),
     "aux": ("auxiliary heads at strides 8 and 16, weight 0.4", {"aux_weight": 0.4}),
+    "stride2": ("U-Net decoder down to stride 2 (thin classes)", {"arch": "effl0_unet_bilinear_s2"}),
     "lite1": ("EfficientNet-Lite1 encoder", {"arch": "effl1_unet_bilinear"}),
     "lite2": ("EfficientNet-Lite2 encoder", {"arch": "effl2_unet_bilinear"}),
     # 0.01: Pix2Pix weights its per-pixel L1 term 100x its GAN term; this keeps that 1:100 ratio

@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 # Architectures whose export changes nothing but Conv+BatchNorm folding (round trip tested).
 REBUILDABLE = ("effl0_unet_bilinear", "effl0_lraspp", "effl1_unet_bilinear", "effl1_lraspp",
-               "effl2_unet_bilinear", "effl2_lraspp")
+               "effl2_unet_bilinear", "effl2_lraspp", "effl0_unet_bilinear_s2", "effl1_unet_bilinear_s2")
 CALIBRATION_FRAMES = 8
 
 

@@ -128,13 +128,21 @@ class EfficientNetLiteEncoder(nn.Module):
         self.taps = tuple(taps[1:4]) + (num_blocks - 1,)  # block indices ending strides 4, 8, 16, 32
         self.channels = tuple(self._blocks[i]._bn2.num_features for i in self.taps)
         self.strides = (4, 8, 16, 32)
+        self.tap2 = taps[0]  # the block ending stride 2 (see :meth:`with_stride2`)
+        self.channels2 = self._blocks[self.tap2]._bn2.num_features
+        self.return_stride2 = False
+
+    def with_stride2(self) -> EfficientNetLiteEncoder:
+        """Also return the stride-2 features, first (for decoders that go down to stride 2)."""
+        self.return_stride2 = True
+        return self
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.act(self._bn0(self._conv_stem(x)))
         feats = []
         for i, block in enumerate(self._blocks):
             x = block(x)
-            if i in self.taps:
+            if i in self.taps or (self.return_stride2 and i == self.tap2):
                 feats.append(x)
         return feats
 

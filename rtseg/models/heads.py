@@ -65,20 +65,27 @@ class UpBlock(nn.Module):
 
 
 class UNetHead(nn.Module):
-    """U-Net-style decoder from stride 32 down to stride 4, logits at stride 4."""
+    """U-Net-style decoder from stride 32 down to stride 4, logits at stride 4; with
+    ``stride2_channels`` one more block fuses the stride-2 features and the logits come at
+    stride 2 (thin objects such as poles, 1-3 pixels wide at 360x480, are below one stride-4
+    pixel)."""
 
     def __init__(self, channels: tuple[int, ...], num_classes: int, mode: str,
-                 widths: tuple[int, int, int] = (96, 64, 48)) -> None:
+                 widths: tuple[int, ...] = (96, 64, 48, 24), stride2_channels: int | None = None) -> None:
         super().__init__()
         c4, c8, c16, c32 = channels
         self.up16 = UpBlock(c32, c16, widths[0], mode)
         self.up8 = UpBlock(widths[0], c8, widths[1], mode)
         self.up4 = UpBlock(widths[1], c4, widths[2], mode)
-        self.classifier = nn.Conv2d(widths[2], num_classes, 1)
+        self.up2 = UpBlock(widths[2], stride2_channels, widths[3], mode) if stride2_channels else None
+        self.classifier = nn.Conv2d(widths[3] if self.up2 is not None else widths[2], num_classes, 1)
 
     def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
-        f4, f8, f16, f32 = feats
+        f2 = feats[0] if self.up2 is not None else None
+        f4, f8, f16, f32 = feats[-4:]
         x = self.up16(f32, f16)
         x = self.up8(x, f8)
         x = self.up4(x, f4)
+        if self.up2 is not None:
+            x = self.up2(x, f2)
         return self.classifier(x)

@@ -29,13 +29,17 @@ class EncoderDecoder(nn.Module):
         self.decoder_name = decoder
         if decoder == "lraspp":
             self.decoder = LRASPPHead(c[1], c[3], num_classes)
+        elif decoder.endswith("_s2"):  # U-Net down to stride 2
+            self.encoder.with_stride2()
+            self.decoder = UNetHead(c, num_classes, mode=decoder.removesuffix("_s2"),
+                                    stride2_channels=self.encoder.channels2)
         else:
             self.decoder = UNetHead(c, num_classes, mode=decoder)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.encoder(x)
         if self.decoder_name == "lraspp":
-            logits = self.decoder(feats[1], feats[3])
+            logits = self.decoder(feats[-3], feats[-1])
         else:
             logits = self.decoder(feats)
         return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)

@@ -57,7 +57,8 @@ def _conv_tensors(path) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("arch, trained_bn", [("effl0_unet_bilinear", True), ("effl0_lraspp", False),
-                                              ("effl1_unet_bilinear", True), ("effl2_lraspp", True)])
+                                              ("effl1_unet_bilinear", True), ("effl2_lraspp", True),
+                                              ("effl0_unet_bilinear_s2", True)])
 def test_export_then_rebuild_is_the_same_network(arch, trained_bn, tmp_path) -> None:
     """The mapping is exact: the rebuilt network gives the ONNX file's logits, and exporting it
     again folds back to the very same convolution weights, bit for bit. Regression: with

@@ -75,3 +75,21 @@ def test_tiny_lite1_run_exports_with_parity(shapes_dir, tmp_path, capsys):
     assert onnx_path.is_file() and "rtseg train checkpoint model_best.pth" in printed
     diff = float(re.search(r"max \|logit diff\| ([0-9.e+-]+)", printed).group(1))
     assert diff < 1e-3
+
+
+def test_stride2_decoder_takes_the_stride2_features() -> None:
+    """The _s2 archs fuse the stride-2 features: their logits have twice the resolution, and the
+    encoder's weights are the same tensors as the stride-4 arch's."""
+    import torch
+
+    from rtseg.models import build_model
+
+    plain, s2 = build_model("effl0_unet_bilinear", 11), build_model("effl0_unet_bilinear_s2", 11)
+    x = torch.zeros(1, 3, 64, 96)
+    assert s2(x).shape == plain(x).shape == (1, 11, 64, 96)
+    feats = s2.encoder(x)
+    assert [f.shape[-1] for f in feats] == [48, 24, 12, 6, 3]  # strides 2, 4, 8, 16, 32
+    enc = {k: v.shape for k, v in plain.encoder.state_dict().items()}
+    assert enc == {k: v.shape for k, v in s2.encoder.state_dict().items()}
+    added = set(s2.decoder.state_dict()) - set(plain.decoder.state_dict())
+    assert added and all(k.startswith("up2.") for k in added)
