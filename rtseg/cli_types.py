@@ -20,22 +20,20 @@ def size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def every(text: str) -> int | str:
-    if text == "auto":
-        return text
-    value = number(text, int)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1 or 'auto', got {text}")
-    return value
+def auto_or_at_least(low: int):
+    """``auto`` or a whole number of at least ``low``."""
+    def parse(text: str) -> int | str:
+        if text == "auto":
+            return text
+        value = number(text, int)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be 'auto' or a whole number >= {low}, got {text}")
+        return value
+    return parse
 
 
-def threads(text: str) -> int | str:
-    if text == "auto":
-        return text
-    value = number(text, int)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 'auto' or a whole number >= 0, got {text}")
-    return value
+every = auto_or_at_least(1)  # --infer-every, --streams
+threads = auto_or_at_least(0)  # --threads (0: onnxruntime's choice)
 
 
 def names(text: str) -> tuple[str, ...]:
