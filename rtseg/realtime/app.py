@@ -15,7 +15,8 @@ from typing import Any
 
 from rtseg.errors import RtsegError
 from rtseg.realtime.controls import Controls
-from rtseg.realtime.engine import Engine, load_model
+from rtseg.realtime.engine import Engine, default_model_name, load_model, resolve_model_path
+from rtseg.realtime.instances.maskrcnn import is_instance_model
 from rtseg.realtime.memory import release_freed_memory
 from rtseg.realtime.options import OptionError, RunOptions, options_from_keywords
 from rtseg.realtime.outputs import build_sinks
@@ -24,7 +25,7 @@ from rtseg.realtime.preview import preview_status
 from rtseg.realtime.progress import ProgressBar
 from rtseg.realtime.render import Renderer, hud_lines
 from rtseg.realtime.report import RunCheck, check_run
-from rtseg.realtime.session import CPU
+from rtseg.realtime.session import CUDA, provider_unavailable_reason
 from rtseg.realtime.sources import Source, open_source
 from rtseg.realtime.stats import PipelineStats
 from rtseg.realtime.streams import StreamPlan, is_stateful, plan_streams, stateful_options
@@ -113,17 +114,18 @@ def _run(source: str | int | Source, options: RunOptions) -> RunResult:
 def _engine(options: RunOptions, stats: PipelineStats, src: Source) -> tuple[Engine, int]:
     """The job's engine (the model and its wrappers) and how many inference streams run it."""
     model = options.model
+    given = hasattr(model.model, "segment")  # a loaded engine: one stream unless asked for more
     stateful = stateful_options(model.infer_every, model.smooth, options.render.instances)
-    streams = 1 if hasattr(model.model, "segment") and model.streams == "auto" else model.streams  # a given engine
-    plan = plan_streams(streams, model.threads, live=src.live, stateful=stateful, device=model.device)
+    if not given and is_instance_model(resolve_model_path(str(model.model or default_model_name()))):
+        stateful.append("an instance model")  # it tracks objects from frame to frame
+    device = model.device
+    if device == "auto" and not given and provider_unavailable_reason(CUDA) is None:
+        device = "cuda"  # CUDA will be tried first: one stream
+    plan = plan_streams(1 if given and model.streams == "auto" else model.streams, model.threads,
+                        live=src.live, stateful=stateful, device=device)
     engine = _build_engine(options, stats, src, plan)
-    if plan.streams > 1 and (is_stateful(engine) or engine.provider != CPU):
-        reason = "an instance model tracks objects from frame to frame" if is_stateful(engine) else \
-            f"the model runs on {engine.provider}"
-        if model.streams != "auto":
-            raise OptionError(f"--streams above 1 cannot be used here: {reason}")
-        plan = plan_streams(1, model.threads, live=src.live, stateful=stateful, device=model.device)
-        engine = _build_engine(options, stats, src, plan)
+    if plan.streams > 1 and is_stateful(engine):
+        raise OptionError("--streams above 1 needs an engine that keeps no state from frame to frame")
     if plan.streams > 1:
         stats.threads = plan  # its report goes into the run summary
     return engine, plan.streams

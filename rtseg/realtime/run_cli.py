@@ -199,11 +199,11 @@ def _log_summary(result) -> None:
     verb = "interrupted after" if summary["interrupted"] else f"stopped ({reason}) after" if reason else "wrote"
     latency = summary["latency_ms"]
     latency_text = f"; latency median {latency['median']:.0f} ms, p99 {latency['p99']:.0f} ms" if latency else ""
+    if summary["threads"]:  # how the model ran (streams, tuned threads), before the closing line
+        log.info("%s", summary["threads"])
     log.info("%s %d frames%s (%d in, %d dropped, %d corrupt packets skipped) in %.1f s, %.1f fps; per frame: %s%s",
              verb, summary["frames_out"], where, summary["frames_in"], summary["dropped"],
              summary["skipped_packets"], summary["seconds"], summary["fps"], stages, latency_text)
-    if summary["threads"]:
-        log.info("%s", summary["threads"])
     instances = result.stats.last_instances
     if instances is not None:
         totals = instances.totals()
