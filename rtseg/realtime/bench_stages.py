@@ -102,11 +102,11 @@ def measure_stages(engine: Engine, source: str, frames: int = 120, *, infer_ever
 
 def _measure_stages(engine: Engine, source: str, frames: int, infer_every: int | str, preset: str,
                     cores: int | None) -> StageCosts:
-    def decode() -> list[Frame]:
+    def decode() -> tuple[list[Frame], float]:
         with VideoSource(source, max_frames=frames) as src:
-            return list(src)
+            return list(src), src.info.fps
 
-    decoded, decode_cost = _timed(1, decode)
+    (decoded, fps), decode_cost = _timed(1, decode)
     n = len(decoded)
     if n == 0:
         raise ValueError(f"{source}: no frames to measure")
@@ -124,9 +124,6 @@ def _measure_stages(engine: Engine, source: str, frames: int, infer_every: int |
     renderer = Renderer(engine.info)
     images, render = _timed(n, lambda: [renderer.render(f) for f in decoded])
     with tempfile.TemporaryDirectory(prefix="rtseg-stages-") as tmp:
-        with VideoSource(source, max_frames=1) as src:
-            fps = src.info.fps
-
         def encode() -> None:
             with VideoFileSink(Path(tmp) / "stages.mp4", fps=fps, preset=preset) as sink:
                 for frame, image in zip(decoded, images):
