@@ -168,10 +168,11 @@ def main(args: argparse.Namespace) -> dict:
     run = setup(args)
     resume(run, _resume_path(args.resume, run.out))
     rows = _read_rows(run.out / "metrics.csv", keep_until=run.start_epoch - 1)
+    init = getattr(args, "init_from", None)
+    start = f" (init from {init})" if init else " (ImageNet init)" if run.meta["pretrained"] else ""
     log.info("train %s: %d images, %d classes, %s%s on %s, %d steps/epoch, epochs %d..%d",
-             args.data, len(run.train_set), run.meta["num_classes"], args.arch,
-             " (ImageNet init)" if run.meta["pretrained"] else "", run.device, run.steps_per_epoch,
-             run.start_epoch, args.epochs)
+             args.data, len(run.train_set), run.meta["num_classes"], args.arch, start, run.device,
+             run.steps_per_epoch, run.start_epoch, args.epochs)
     for epoch in range(run.start_epoch, args.epochs + 1):
         row, improved = run_epoch(run, epoch)
         rows.append(row)

@@ -47,6 +47,7 @@ def test_one_epoch_from_camvid_road_keeps_its_weights_and_classes(tmp_path, ship
     assert torch.allclose(classifier[1], shipped[3], atol=1e-6)  # road (CamVid index 3)
     assert not any(torch.allclose(classifier[2], row, atol=1e-3) for row in shipped)  # puddle: new
     assert "2 of 3 classes carried over (new: puddle)" in caplog.text
+    assert "(init from camvid-road)" in caplog.text and "ImageNet init" not in caplog.text
 
 
 def test_init_from_a_checkpoint_and_its_errors(tmp_path, shipped_state) -> None:
