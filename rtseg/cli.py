@@ -21,6 +21,7 @@ COMMANDS = {
     "models": "rtseg.export.models_cli",
     "train": "rtseg.train.cli",
     "eval": "rtseg.train.eval_cli",
+    "calibrate": "rtseg.export.calibrate_cli",
     "batch": "rtseg.batch.cli",
 }
 RUN_MODULE = "rtseg.realtime.run_cli"

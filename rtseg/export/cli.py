@@ -103,8 +103,8 @@ def run(args: argparse.Namespace) -> int:
     if is_instance_request(args.model):  # Mask R-CNN: its own graph, metadata and parity check
         return run_instance_export(args)
     from rtseg.cache import models_dir
-    from rtseg.export.builder import build
-    from rtseg.export.exporter import export_model
+    from rtseg.export.builder import build, builtin_onnx
+    from rtseg.export.exporter import export_model, refuse_overwriting
 
     use_demo_frames(args)
     if args.int8 and not args.calib:
@@ -120,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
     calib, frames, frames_from = read_export_frames(args)
     suffix = ".fp16" if args.fp16 else ".int8" if args.int8 else ""
     output = args.output or models_dir() / f"{info.name}{suffix}.onnx"
+    refuse_overwriting(Path(output), [builtin_onnx(args.model), Path(args.model), args.weights and Path(args.weights)])
     result = export_model(built.module, output, info, frames=frames, frames_from=frames_from,
                           input_size=input_size, argmax=args.argmax, dynamic_hw=args.dynamic_hw, fp16=args.fp16,
                           int8=args.int8, calib_frames=calib, calib_method=args.calib_method,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -420,10 +421,32 @@ def export_model(module: nn.Module, path: str | Path, info: ModelInfo | None = N
             final, int8_report = write_int8(fp32_path, info, calib_frames, frames, frames_from, path,
                                             method=calib_method, float_convs=int8_float_convs,
                                             minimum=min_int8_agreement)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(final, path)
+        publish_copy(final, path)
     return ExportResult(path=path, info=info, precision=precision, parity=report, int8=int8_report,
                         simplified=simplified)
+
+
+def publish_copy(source: Path, path: Path) -> None:
+    """Copy ``source`` to ``path`` through a temp file beside it and a rename: a symlink or hard
+    link planted at ``path`` is replaced, never written through, and ``path`` is never half-written."""
+    from rtseg.realtime.sinks.atomic import publish, temp_path_beside
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = temp_path_beside(path)
+    try:
+        shutil.copyfile(source, temp)
+        publish(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def refuse_overwriting(output: Path, inputs: Sequence[Path | None]) -> None:
+    """One-line error when ``output`` is one of ``inputs`` (same file, also through links)."""
+    if not output.exists():
+        return
+    for source in inputs:
+        if source is not None and Path(source).exists() and os.path.samefile(output, source):
+            raise ExportError(f"output {output} is the model's own source file {source}; choose another -o")
 
 
 def check_request(fp16: bool, int8: bool, calib_frames: Sequence[np.ndarray] | None) -> None:

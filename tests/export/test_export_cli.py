@@ -88,3 +88,29 @@ def test_export_without_export_extra_stops_before_any_work(cache, capsys, monkey
     err = capsys.readouterr().err
     assert err.strip() == "rtseg: error: rtseg export needs onnx, not installed: pip install 'rtseg[export]'"
     assert not cache.exists()
+
+
+def test_export_replaces_a_planted_link_and_never_overwrites_its_source(tmp_path, cache, capsys):
+    """A symlink at -o is replaced by the new file (its target untouched); -o naming the source
+    model itself, or a hard link to it, is refused before any work."""
+    from rtseg.export.builder import builtin_onnx
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    link = tmp_path / "out.onnx"
+    link.symlink_to(victim)
+    torch.manual_seed(0)
+    assert main(["export", "mbv3_small_lraspp", "--random-init", "--input-size", "64", "96", "-o", str(link),
+                 "--parity-frames", "1"]) == 0
+    assert victim.read_text() == "keep me"
+    assert not link.is_symlink() and read_metadata(link).input_size == (64, 96)
+    source = tmp_path / "road.onnx"
+    source.write_bytes(builtin_onnx("camvid-road").read_bytes())
+    hard = tmp_path / "hard.onnx"
+    hard.hardlink_to(source)
+    capsys.readouterr()
+    for target in (source, hard):
+        assert main(["export", str(source), "-o", str(target)]) == 2
+        err = capsys.readouterr().err
+        assert "is the model's own source file" in err and len(err.strip().splitlines()) == 1
+    assert source.read_bytes() == builtin_onnx("camvid-road").read_bytes()
