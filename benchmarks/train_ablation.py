@@ -3,8 +3,10 @@
 Every row but ``long`` is the short schedule below with one thing changed; ``long`` is the 300-epoch
 train-only recipe (configs/train/camvid-long-train-only.yaml). After training, a row's
 ``model_best.pth`` is scored by ``rtseg eval`` on the 101 val frames (``eval-val/``), exported by
-``rtseg export`` (``model.onnx``, parity-checked on val frames) and timed in onnxruntime at
-1x3x360x480 fp32 (``onnx-latency.json``). Re-running a row continues its training (``--resume``).
+``rtseg export`` (``model.onnx``, parity-checked on val frames), timed in onnxruntime at
+1x3x360x480 fp32 (``onnx-latency.json``), and its per-class logit biases (``rtseg calibrate``) are
+scored held out on val, two contiguous halves (``calibration.json``). Re-running a row continues
+its training (``--resume``).
 
     python benchmarks/train_ablation.py --only base ema        # train, evaluate, export these rows
     python benchmarks/train_ablation.py --dry-run               # print the rtseg train commands
@@ -138,12 +140,30 @@ def evaluate_and_time(out: Path, args: argparse.Namespace) -> None:
     ms = time_session(out / "model.onnx", x, threads=args.threads, runs=30, warmup=5)
     (out / "onnx-latency.json").write_text(json.dumps(
         {"ms_per_frame": ms, "threads": args.threads, "input_size": [360, 480], "precision": "fp32"}))
+    (out / "calibration.json").write_text(json.dumps(held_out_calibration(out / "model.onnx", args)))
+
+
+def held_out_calibration(model: Path, args: argparse.Namespace) -> dict:
+    """Val mIoU and per-class IoU with per-class logit biases (all classes, and pole only), each fitted
+    on one half of val and scored on the other (``rtseg calibrate``'s estimate)."""
+    from rtseg.export.class_bias import collect, cross_validate, mean_iou, per_class_iou
+
+    logits, labels, classes = collect(model, args.data, "val", threads=args.threads)
+    result = {}
+    for name, only in (("all", None), ("pole", [classes.index("pole")] if "pole" in classes else None)):
+        if name == "pole" and only is None:
+            continue
+        cv = cross_validate(logits, labels, len(classes), folds=2, only=only)
+        result[name] = {"before": mean_iou(cv.before), "after": mean_iou(cv.after),
+                        "per_class_after": dict(zip(classes, per_class_iou(cv.after).tolist()))}
+    return result
 
 
 def results_table(root: Path, names: list[str]) -> str:
     """Markdown table of the rows under ``root`` that have a val evaluation (``eval-val/metrics.json``)."""
-    lines = [f"| row | epochs | val mIoU % | {' | '.join(CAMVID_CLASSES)} | train time | ONNX ms |",
-             "|---|" + "---|" * (len(CAMVID_CLASSES) + 4)]
+    lines = [f"| row | epochs | val mIoU % | {' | '.join(CAMVID_CLASSES)} | train time | ONNX ms "
+             "| calibrated, held out: all / pole only |",
+             "|---|" + "---|" * (len(CAMVID_CLASSES) + 5)]
     for name in names:
         report = root / name / "eval-val" / "metrics.json"
         if not report.is_file():
@@ -156,7 +176,14 @@ def results_table(root: Path, names: list[str]) -> str:
         classes = " | ".join("-" if iou.get(c) is None else f"{100 * iou[c]:.1f}" for c in CAMVID_CLASSES)
         latency = root / name / "onnx-latency.json"
         ms = f"{json.loads(latency.read_text())['ms_per_frame']:.1f}" if latency.is_file() else "-"
-        lines.append(f"| {name} | {len(epochs)} | {100 * metrics['miou']:.1f} | {classes} | {minutes:.0f} min | {ms} |")
+        calibration = root / name / "calibration.json"
+        calibrated = "-"
+        if calibration.is_file():
+            scores = json.loads(calibration.read_text())
+            calibrated = " / ".join(f"{100 * scores[k]['before']:.1f} → {100 * scores[k]['after']:.1f}"
+                                    if k in scores else "-" for k in ("all", "pole"))
+        lines.append(f"| {name} | {len(epochs)} | {100 * metrics['miou']:.1f} | {classes} | {minutes:.0f} min | {ms} "
+                     f"| {calibrated} |")
     return "\n".join(lines)
 
 

@@ -36,12 +36,14 @@ def test_table_lists_finished_runs_with_every_class_time_and_latency(tmp_path):
     iou = {c: 0.5 for c in ablation.CAMVID_CLASSES} | {"pole": 0.05, "sign": None}
     _finished_run(tmp_path, "base", 10, iou, onnx_ms=31.26)
     _finished_run(tmp_path, "ema", 5, iou)
+    (tmp_path / "base" / "calibration.json").write_text(json.dumps(
+        {"all": {"before": 0.612, "after": 0.6346}, "pole": {"before": 0.612, "after": 0.62}}))
     (tmp_path / "aux").mkdir()  # started, not evaluated: left out
     table = ablation.results_table(tmp_path, ["base", "aux", "ema"]).splitlines()
-    assert len(table) == 4 and table[0].count("|") == len(table[1].split("|")) - 1 == 17
+    assert len(table) == 4 and table[0].count("|") == len(table[1].split("|")) - 1 == 18
     assert table[2] == "| base | 10 | 61.2 | 50.0 | 50.0 | 5.0 | 50.0 | 50.0 | 50.0 | - | 50.0 | 50.0 | 50.0 | 50.0 " \
-                       "| 10 min | 31.3 |"
-    assert table[3].startswith("| ema | 5 | 61.2 |") and table[3].endswith("| 5 min | - |")
+                       "| 10 min | 31.3 | 61.2 → 63.5 / 61.2 → 62.0 |"
+    assert table[3].startswith("| ema | 5 | 61.2 |") and table[3].endswith("| 5 min | - | - |")
 
 
 def test_dry_run_prints_one_resumable_train_command_per_row(capsys, tmp_path):
