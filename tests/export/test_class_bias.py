@@ -139,3 +139,27 @@ def test_cli_refuses_bad_requests_and_never_writes_through_a_link(tmp_path, caps
     assert victim.read_text() == "keep me" and not link.is_symlink()
     assert cli_main(["calibrate", "--model", str(tmp_path / "missing.onnx"), "--data", f"masks:{data}"]) == 2
     assert "model not found" in capsys.readouterr().err
+
+
+def test_fold_into_an_fp16_model_keeps_its_precision(tmp_path, frames) -> None:
+    from rtseg.contract import ModelInfo
+    from rtseg.export.exporter import to_fp16
+    from rtseg.realtime.preprocess import preprocess
+
+    torch.manual_seed(1)
+    info = ModelInfo(name="tiny", classes=("a", "b", "c", "d", "e"), input_size=(64, 96))
+    x = np.concatenate([preprocess(f, info) for f in frames[:2]])
+    module = bn_calibrate(TinySeg(5), x)
+    fp32 = export_model(module, tmp_path / "tiny.onnx", info, frames=frames[:2]).path
+    half = to_fp16(fp32, tmp_path / "tiny.fp16.onnx")
+    biases = np.array([0.0, 0.0, 2.0, 0.0, 0.0], np.float32)
+    fold_biases(half, tmp_path / "calibrated.fp16.onnx", biases)
+    old = ort_session(half, with_logits=True)
+    new = ort_session(tmp_path / "calibrated.fp16.onnx", with_logits=True)
+    name = old.get_inputs()[0].name
+    old_labels, old_logits = old.run(None, {name: x})[0], old.run(None, {name: x})[-1]
+    new_labels, new_logits = new.run(None, {name: x})[0], new.run(None, {name: x})[-1]
+    assert new_logits.dtype == old_logits.dtype
+    np.testing.assert_allclose(new_logits.astype(np.float32), old_logits.astype(np.float32)
+                               + biases.reshape(1, -1, 1, 1), atol=2e-2)
+    assert (new_labels == 2).sum() > (old_labels == 2).sum()
