@@ -163,3 +163,22 @@ def test_fold_into_an_fp16_model_keeps_its_precision(tmp_path, frames) -> None:
     np.testing.assert_allclose(new_logits.astype(np.float32), old_logits.astype(np.float32)
                                + biases.reshape(1, -1, 1, 1), atol=2e-2)
     assert (new_labels == 2).sum() > (old_labels == 2).sum()
+
+
+def test_an_int8_model_gets_an_add_before_its_argmax(tmp_path, frames) -> None:
+    """Quantized (QDQ) graphs have an int32 conv bias behind Q/DQ nodes: the biases go into an Add."""
+    from rtseg.contract import ModelInfo
+    from rtseg.realtime.preprocess import preprocess
+
+    torch.manual_seed(0)
+    info = ModelInfo(name="tiny", classes=("a", "b", "c", "d", "e"), input_size=(64, 96))
+    x = np.concatenate([preprocess(f, info) for f in frames[:2]])
+    module = bn_calibrate(TinySeg(5), x)
+    int8 = export_model(module, tmp_path / "tiny.int8.onnx", info, frames=frames[2:4], int8=True,
+                        calib_frames=frames[:2]).path
+    biases = np.array([0.0, 0.0, 2.0, 0.0, 0.0], np.float32)
+    assert "Add node" in fold_biases(int8, tmp_path / "calibrated.onnx", biases)
+    old, new = ort_session(int8, with_logits=True), ort_session(tmp_path / "calibrated.onnx", with_logits=True)
+    before, after = old.run(None, {"images": x}), new.run(None, {"images": x})
+    np.testing.assert_allclose(after[-1], before[-1] + biases.reshape(1, -1, 1, 1), atol=1e-5)
+    np.testing.assert_array_equal(after[0], (before[-1] + biases.reshape(1, -1, 1, 1)).argmax(1))
