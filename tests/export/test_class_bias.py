@@ -53,14 +53,19 @@ def test_balanced_logits_get_no_bias_and_held_out_scores_are_pooled() -> None:
         cross_validate([logits], [labels], 3, folds=2)
 
 
-def test_fold_into_the_classifier_conv_shifts_the_logits_exactly(tmp_path, frames) -> None:
-    torch.manual_seed(0)
+def tiny_model(frames, seed: int = 0):
+    """A 5-class TinySeg with BatchNorm statistics of real frames, its info and a 2-frame input batch."""
     from rtseg.contract import ModelInfo
     from rtseg.realtime.preprocess import preprocess
 
+    torch.manual_seed(seed)
     info = ModelInfo(name="tiny", classes=("a", "b", "c", "d", "e"), input_size=(64, 96))
     x = np.concatenate([preprocess(f, info) for f in frames[:2]])
-    module = bn_calibrate(TinySeg(5), x)
+    return bn_calibrate(TinySeg(5), x), info, x
+
+
+def test_fold_into_the_classifier_conv_shifts_the_logits_exactly(tmp_path, frames) -> None:
+    module, info, x = tiny_model(frames)
     source = export_model(module, tmp_path / "tiny.onnx", info, frames=frames[:2]).path
     biases = np.array([0.0, 0.5, -0.25, 0.0, 1.0], np.float32)
     how = fold_biases(source, tmp_path / "calibrated.onnx", biases)
@@ -142,14 +147,9 @@ def test_cli_refuses_bad_requests_and_never_writes_through_a_link(tmp_path, caps
 
 
 def test_fold_into_an_fp16_model_keeps_its_precision(tmp_path, frames) -> None:
-    from rtseg.contract import ModelInfo
     from rtseg.export.exporter import to_fp16
-    from rtseg.realtime.preprocess import preprocess
 
-    torch.manual_seed(1)
-    info = ModelInfo(name="tiny", classes=("a", "b", "c", "d", "e"), input_size=(64, 96))
-    x = np.concatenate([preprocess(f, info) for f in frames[:2]])
-    module = bn_calibrate(TinySeg(5), x)
+    module, info, x = tiny_model(frames, seed=1)
     fp32 = export_model(module, tmp_path / "tiny.onnx", info, frames=frames[:2]).path
     half = to_fp16(fp32, tmp_path / "tiny.fp16.onnx")
     biases = np.array([0.0, 0.0, 2.0, 0.0, 0.0], np.float32)
@@ -167,13 +167,7 @@ def test_fold_into_an_fp16_model_keeps_its_precision(tmp_path, frames) -> None:
 
 def test_an_int8_model_gets_an_add_before_its_argmax(tmp_path, frames) -> None:
     """Quantized (QDQ) graphs have an int32 conv bias behind Q/DQ nodes: the biases go into an Add."""
-    from rtseg.contract import ModelInfo
-    from rtseg.realtime.preprocess import preprocess
-
-    torch.manual_seed(0)
-    info = ModelInfo(name="tiny", classes=("a", "b", "c", "d", "e"), input_size=(64, 96))
-    x = np.concatenate([preprocess(f, info) for f in frames[:2]])
-    module = bn_calibrate(TinySeg(5), x)
+    module, info, x = tiny_model(frames)
     int8 = export_model(module, tmp_path / "tiny.int8.onnx", info, frames=frames[2:4], int8=True,
                         calib_frames=frames[:2]).path
     biases = np.array([0.0, 0.0, 2.0, 0.0, 0.0], np.float32)
