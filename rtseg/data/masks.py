@@ -13,7 +13,7 @@ from rtseg.data.base import (
     split_dir,
 )
 from rtseg.errors import DatasetError
-from rtseg.realtime.sources.kinds import IMAGE_SUFFIXES
+from rtseg.suffixes import IMAGE_SUFFIXES
 
 
 def mask_folder(root: Path, split: str, **kwargs) -> SegmentationDataset:

@@ -15,7 +15,7 @@ import numpy as np
 
 from rtseg.contract import ModelInfo
 from rtseg.errors import RtsegError
-from rtseg.realtime.sources.kinds import IMAGE_SUFFIXES
+from rtseg.suffixes import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rtseg.suffixes import IMAGE_SUFFIXES
+
 SOURCE_KINDS = ("camera", "url", "images", "video")
 # Streams that run in real time: consumed with latest-frame semantics unless told otherwise.
 # http(s) may be a file on a server or a live feed; it defaults to back-pressure (no frame
 # dropped) and takes --live for a live feed.
 LIVE_URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "udp", "tcp", "srt")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MAX_CAMERA_INDEX = 1023
 
 
