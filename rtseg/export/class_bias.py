@@ -89,10 +89,9 @@ def fit_biases(logits: np.ndarray, labels: np.ndarray, num_classes: int, grid: S
     best = mean_iou(confusion(labels, shifted.argmax(1), num_classes))
     for _ in range(passes):
         for c in range(num_classes) if only is None else sorted(set(only)):
-            rest = shifted.copy()
-            rest[:, c] = -np.inf
-            rest_class = rest.argmax(1)
-            rest_value = np.take_along_axis(rest, rest_class[:, None], 1)[:, 0]
+            shifted[:, c] = -np.inf  # the best of the other classes, with their biases
+            rest_class = shifted.argmax(1)
+            rest_value = np.take_along_axis(shifted, rest_class[:, None], 1)[:, 0]
             raw = logits[:, c]
             for b in order:
                 predicted = np.where(raw + np.float32(b) > rest_value, c, rest_class)
