@@ -251,3 +251,18 @@ def test_export_uses_the_same_check() -> None:
     from rtseg.export.safety import check_external_data as export_check
 
     assert export_check is check_external_data
+
+
+def test_calibrate_refuses_external_data_outside_the_model_folder(tmp_path: Path, capsys) -> None:
+    """rtseg calibrate reads and rewrites untrusted model files: the same check runs before either."""
+    from rtseg.cli import main
+    from rtseg.export.class_bias import fold_biases
+
+    path = _save_external(tmp_path / "model")
+    _retarget(path, "../x")
+    _outside_parent(path.parent, "../x")
+    with pytest.raises(ModelError, match="resolves outside the model folder"):
+        fold_biases(path, tmp_path / "out.onnx", [0.0, 0.0, 0.0])
+    assert main(["calibrate", "--model", str(path), "--data", f"masks:{tmp_path}", "--no-progress"]) == 2
+    assert "resolves outside the model folder" in capsys.readouterr().err
+    assert not (tmp_path / "out.onnx").exists()

@@ -140,10 +140,12 @@ def collect(model: str | os.PathLike, data: str, split: str, *, max_pixels: int 
 
     from rtseg.data import open_dataset
     from rtseg.export.exporter import read_metadata
+    from rtseg.onnx_safety import check_external_data
     from rtseg.realtime.engine import _round_size as round_size
     from rtseg.realtime.preprocess import preprocess
 
     path = Path(model)
+    check_external_data(path)  # untrusted files: external data only from the model's own folder
     info = read_metadata(path)
     session, logits_name = logits_session(path, info.output, threads)
     shape = session.get_inputs()[0].shape[2:]
@@ -205,9 +207,11 @@ def fold_biases(source: str | os.PathLike, destination: str | os.PathLike, biase
     """
     import onnx
 
+    from rtseg.onnx_safety import check_external_data
     from rtseg.realtime.sinks.atomic import publish, temp_path_beside
 
     source, destination = Path(source), Path(destination)
+    check_external_data(source)
     if destination.exists() and os.path.samefile(os.path.realpath(source), os.path.realpath(destination)):
         raise RtsegError(f"output {destination} is the model being calibrated; choose another name")
     model = onnx.load(str(source))
