@@ -178,18 +178,16 @@ def collect(model: str | os.PathLike, data: str, split: str, *, max_pixels: int 
 
 def logits_session(path: Path, output: str, threads: int | None):
     """A CPU session of ``path`` and the name of its logits tensor (the ArgMax's input for label models)."""
-    from rtseg.export.exporter import ort_session
+    from rtseg.export.exporter import CONFIDENCE_OUTPUT, ort_session
 
     session = ort_session(path, threads=threads or 0, with_logits=output != "logits")
     names = [o.name for o in session.get_outputs()]
     if output == "logits":
         return session, names[0]
-    import onnx
-
-    argmax = [n for n in onnx.load(str(path), load_external_data=False).graph.node if n.op_type == "ArgMax"]
-    if not argmax:
+    exposed = [name for name in names[1:] if name != CONFIDENCE_OUTPUT]  # what ort_session added
+    if not exposed:
         raise ModelError(f"{path}: a label-map model without an ArgMax node; calibration needs the logits")
-    return session, argmax[-1].input[0]
+    return session, exposed[-1]
 
 
 def fold_biases(source: str | os.PathLike, destination: str | os.PathLike, biases: Sequence[float]) -> str:
